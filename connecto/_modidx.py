@@ -147,4 +147,5 @@ d = { 'settings': { 'branch': 'main',
                                  'connecto.volume.from_array': ('volume.html#from_array', 'connecto/volume.py'),
                                  'connecto.volume.is_url': ('volume.html#is_url', 'connecto/volume.py'),
                                  'connecto.volume.open_volume': ('volume.html#open_volume', 'connecto/volume.py'),
+                                 'connecto.volume.sample_data': ('volume.html#sample_data', 'connecto/volume.py'),
                                  'connecto.volume.spec_kind': ('volume.html#spec_kind', 'connecto/volume.py')}}}
