@@ -1,0 +1,99 @@
+"""Helpers shared by the benchmark scripts: worker import path, machine info, RESULTS.md sections, RSS sampling."""
+from __future__ import annotations
+import os, re, shutil, subprocess, sys, threading, time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / 'RESULTS.md'
+
+def setup_workers_path():
+    "Make bench_kernels importable in Dask worker processes (PYTHONPATH for spawned workers + pickle by value)."
+    os.environ['PYTHONPATH'] = os.pathsep.join([str(HERE)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p])
+    if str(HERE) not in sys.path: sys.path.insert(0, str(HERE))
+    import cloudpickle, bench_kernels
+    cloudpickle.register_pickle_by_value(bench_kernels)
+    return bench_kernels
+
+def machine() -> str:
+    import psutil
+    cpu = ''
+    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except Exception: pass
+    return f"nproc={os.cpu_count()}, RAM={psutil.virtual_memory().total / 2**30:.1f} GiB, CPU: {cpu or '?'}"
+
+def today() -> str:
+    return subprocess.run(['date'], capture_output=True, text=True).stdout.strip()
+
+def command() -> str:
+    return 'python ' + ' '.join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:])
+
+def versions() -> str:
+    import importlib.metadata as md
+    names = ['connecto', 'dask', 'distributed', 'zarr', 'numcodecs', 'numpy', 'scipy', 'tensorstore']
+    out = []
+    for n in names:
+        try: out.append(f"{n} {md.version(n)}")
+        except Exception: pass
+    return ', '.join(out)
+
+def update_results(name: str, title: str, body: str):
+    "Replace (or append) the section `name` of RESULTS.md."
+    begin, end = f'<!-- BEGIN {name} -->', f'<!-- END {name} -->'
+    head = (f"{begin}\n## {title}\n\n- date: {today()}\n- machine: {machine()}\n- versions: {versions()}\n"
+            f"- command: `{command()}`\n\n{body.strip()}\n{end}\n")
+    text = RESULTS.read_text() if RESULTS.exists() else '# connecto benchmark results\n\nWritten by the scripts in this folder (see README.md); each section is replaced when its script runs again.\n\n'
+    if begin in text:
+        text = re.sub(re.escape(begin) + '.*?' + re.escape(end) + r'\n?', lambda m: head, text, flags=re.S)
+    else:
+        text = text.rstrip('\n') + '\n\n' + head
+    RESULTS.write_text(text)
+    print(f"updated {RESULTS} section '{name}'")
+
+def rmtree(p):
+    shutil.rmtree(p, ignore_errors=True)
+
+def du(p) -> int:
+    "Bytes used by the files under p."
+    return sum(f.stat().st_size for f in Path(p).rglob('*') if f.is_file())
+
+def median(xs):
+    xs = sorted(xs); n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+def _proc_status(pid):
+    "RssAnon, RssFile, RssShmem in bytes from /proc/pid/status (0 if gone)."
+    out = {'RssAnon': 0, 'RssFile': 0, 'RssShmem': 0}
+    try:
+        for line in open(f'/proc/{pid}/status'):
+            k = line.split(':', 1)[0]
+            if k in out: out[k] = int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError): pass
+    return out
+
+class TreeRSS:
+    """Samples the RSS of this process and all its descendants every `interval` s in a thread.
+    Keeps the peak of the summed total RSS and of the summed anonymous RSS (RssAnon: heap, not file-backed pages)."""
+    def __init__(self, interval=0.2):
+        self.interval, self.peak, self.peak_anon, self.peak_file, self.samples = interval, 0, 0, 0, 0
+        self.peak_procs = 0
+        self._stop = threading.Event()
+    def _sample(self):
+        import psutil
+        me = psutil.Process()
+        procs = [me] + me.children(recursive=True)
+        tot = anon = fil = 0
+        for p in procs:
+            s = _proc_status(p.pid)
+            tot += s['RssAnon'] + s['RssFile'] + s['RssShmem']; anon += s['RssAnon']; fil += s['RssFile'] + s['RssShmem']
+        if tot > self.peak: self.peak, self.peak_procs = tot, len(procs)
+        self.peak_anon, self.peak_file = max(self.peak_anon, anon), max(self.peak_file, fil)
+        self.samples += 1
+    def _loop(self):
+        while not self._stop.is_set():
+            self._sample(); self._stop.wait(self.interval)
+    def __enter__(self):
+        self._t = threading.Thread(target=self._loop, daemon=True); self._t.start(); return self
+    def __exit__(self, *exc):
+        self._stop.set(); self._t.join(); self._sample()
+
+def gib(b): return b / 2**30
