@@ -97,3 +97,41 @@ class TreeRSS:
         self._stop.set(); self._t.join(); self._sample()
 
 def gib(b): return b / 2**30
+
+def _busy_seconds():
+    "CPU seconds spent busy by the whole machine (all cores) since boot, from /proc/stat."
+    v = [int(x) for x in open('/proc/stat').readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq = v[:7]
+    steal = v[7] if len(v) > 7 else 0
+    return (user + nice + system + irq + softirq + steal) / os.sysconf('SC_CLK_TCK')
+
+def _own_seconds():
+    "CPU seconds of this process, its reaped children and its live descendants."
+    import psutil
+    t = os.times()
+    s = t.user + t.system + t.children_user + t.children_system
+    for p in psutil.Process().children(recursive=True):
+        try: c = p.cpu_times(); s += c.user + c.system
+        except psutil.Error: pass
+    return s
+
+class Contention:
+    """CPU time used by *other* processes on the machine while the block runs (machine busy time minus our own
+    process tree's), so that results taken under foreign load can be flagged. `share` = foreign CPU-s / (wall * cores)."""
+    def __enter__(self):
+        self.w0, self.b0, self.o0 = time.perf_counter(), _busy_seconds(), _own_seconds(); return self
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.w0
+        self.own = _own_seconds() - self.o0
+        self.foreign = max(0., (_busy_seconds() - self.b0) - self.own)
+        self.share = self.foreign / (self.wall * os.cpu_count()) if self.wall else 0.
+
+def load_note(conts) -> str:
+    "A line for RESULTS.md about foreign CPU load during the timed runs."
+    if not conts: return ''
+    sh = [c.share for c in conts]
+    worst = max(sh)
+    msg = (f"- foreign CPU load during the timed runs (other processes' share of the {os.cpu_count()} cores): "
+           f"median {median(sh) * 100:.0f}%, max {worst * 100:.0f}%")
+    if worst > 0.05: msg += " -- **other processes were busy during some runs; those times are inflated**"
+    return msg + '\n'

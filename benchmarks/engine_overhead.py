@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, json, logging, os, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import setup_workers_path, update_results, rmtree, du, median, gib
+from bench_common import setup_workers_path, update_results, rmtree, du, median, gib, Contention, load_note
 
 K = setup_workers_path()
 import numpy as np
@@ -97,7 +97,7 @@ def main():
     stored = du(wd / 'input.zarr')
     print(f"  generated in {g.seconds:.1f} s, {stored / 2**30:.2f} GiB stored (zstd-3 ratio {np.prod(shape) / stored:.2f})", flush=True)
 
-    c2, dk, c1, reports = [], [], [], []
+    c2, dk, c1, reports, conts = [], [], [], [], []
     c_out, d_out = str(wd / 'connecto.zarr/smooth'), str(wd / 'dask.zarr')
     check = None
     for r in range(a.reps):
@@ -105,22 +105,22 @@ def main():
         order = ['connecto', 'dask'] if r % 2 == 0 else ['dask', 'connecto']
         for what in order:
             if what == 'connecto':
-                w, rep = run_connecto(inp, c_out, shape, chunks, halo, a.sigma, 2)
-                c2.append(w); reports.append(rep.to_dict())
+                with Contention() as ct: w, rep = run_connecto(inp, c_out, shape, chunks, halo, a.sigma, 2)
+                conts.append(ct); c2.append(w); reports.append(rep.to_dict())
                 print(f"  rep {r}: connecto workers=2 {w:.2f} s wall (report.seconds {rep.seconds:.2f}, "
-                      f"{rep.voxels_per_second / 1e6:.1f} Mvox/s)", flush=True)
+                      f"{rep.voxels_per_second / 1e6:.1f} Mvox/s; foreign load {ct.share:.0%})", flush=True)
             else:
-                w, comp = run_dask(inp, d_out, chunks, a.halo, a.sigma)
-                dk.append((w, comp))
-                print(f"  rep {r}: dask map_overlap {w:.2f} s wall ({comp:.2f} s compute after cluster start)", flush=True)
+                with Contention() as ct: w, comp = run_dask(inp, d_out, chunks, a.halo, a.sigma)
+                conts.append(ct); dk.append((w, comp))
+                print(f"  rep {r}: dask map_overlap {w:.2f} s wall ({comp:.2f} s compute after cluster start; foreign load {ct.share:.0%})", flush=True)
         if check is None:
             check = max_abs_diff(c_out, d_out, shape, chunks)
             print(f"  max |connecto - dask| = {check:g}", flush=True)
     rmtree(wd / 'dask.zarr')
     for r in range(a.reps_w1):
-        w, rep = run_connecto(inp, c_out, shape, chunks, halo, a.sigma, 1)
-        c1.append(w)
-        print(f"  rep {r}: connecto workers=1 {w:.2f} s wall (report.seconds {rep.seconds:.2f})", flush=True)
+        with Contention() as ct: w, rep = run_connecto(inp, c_out, shape, chunks, halo, a.sigma, 1)
+        conts.append(ct); c1.append(w)
+        print(f"  rep {r}: connecto workers=1 {w:.2f} s wall (report.seconds {rep.seconds:.2f}; foreign load {ct.share:.0%})", flush=True)
 
     warm = None
     if a.warm:
@@ -128,8 +128,10 @@ def main():
         try:
             wc, wd_ = [], []
             for r in range(a.warm):
-                wc.append(run_connecto(inp, c_out, shape, chunks, halo, a.sigma, 2, client=client)[0])
-                wd_.append(run_dask(inp, d_out, chunks, a.halo, a.sigma, client=client)[0])
+                with Contention() as ct: wc.append(run_connecto(inp, c_out, shape, chunks, halo, a.sigma, 2, client=client)[0])
+                conts.append(ct)
+                with Contention() as ct: wd_.append(run_dask(inp, d_out, chunks, a.halo, a.sigma, client=client)[0])
+                conts.append(ct)
                 print(f"  warm rep {r}: connecto {wc[-1]:.2f} s, dask {wd_[-1]:.2f} s", flush=True)
             warm = (median(wc), median(wd_), wc, wd_)
         finally:
@@ -169,6 +171,7 @@ Data is warm in the page cache (24 GiB RAM), so this is CPU-bound.
         body += (f"- same pre-started cluster for both (no start-up in the time, `run_blockwise(client=...)`): connecto "
                  f"{', '.join(f'{t:.1f}' for t in warm[2])} s (median {warm[0]:.1f}), dask {', '.join(f'{t:.1f}' for t in warm[3])} s "
                  f"(median {warm[1]:.1f}), ratio **{warm[0] / warm[1]:.3f}**\n")
+    body += load_note(conts)
     if not a.no_results: update_results('engine_overhead', '1. Engine overhead: connecto run_blockwise vs dask map_overlap', body)
 
 if __name__ == '__main__':
