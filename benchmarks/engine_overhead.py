@@ -2,7 +2,7 @@
 uint8 Zarr volume, through connecto's `run_blockwise` vs `dask.array.map_overlap(...).to_zarr(...)` on a
 `distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`.
 
-    python benchmarks/engine_overhead.py --reps 3 --reps-w1 2 --warm 2   # 256x2048x2048 (1 GiB), ~10 min
+    python benchmarks/engine_overhead.py --reps 2 --reps-w1 1   # 256x2048x2048 (1 GiB), ~11 min on 2 cores
     python benchmarks/engine_overhead.py --shape 64,512,512 --reps 1 --reps-w1 1 --warm 1 --no-results   # smoke test
 """
 from __future__ import annotations
@@ -84,6 +84,7 @@ def main():
     ap.add_argument('--warm', type=int, default=0, metavar='N', help='also time both N times on one pre-started cluster (no start-up in the time)')
     ap.add_argument('--workdir', default='/tmp/connecto-bench/engine')
     ap.add_argument('--keep', action='store_true', help='keep the generated data')
+    ap.add_argument('--reuse-input', action='store_true', help='reuse a generated input of the same shape left by --keep or an interrupted run')
     ap.add_argument('--no-results', action='store_true', help='do not write RESULTS.md')
     a = ap.parse_args()
     logging.getLogger('distributed').setLevel(logging.ERROR)
@@ -92,10 +93,17 @@ def main():
     inp = str(wd / 'input.zarr/raw')
     gb = np.prod(shape) / 2**30
     print(f"generating {shape} uint8 ({gb:.2f} GiB) in chunks {chunks} at {inp}", flush=True)
-    rmtree(wd / 'input.zarr')
-    g = generate_input(inp, shape, chunks)
+    reuse = False
+    if a.reuse_input:
+        try:
+            from connecto.volume import Volume
+            v = Volume(inp); reuse = v.shape == tuple(shape) and tuple(v.chunks) == tuple(chunks)
+        except Exception: pass
+    if not reuse:
+        rmtree(wd / 'input.zarr')
+        g = generate_input(inp, shape, chunks)
     stored = du(wd / 'input.zarr')
-    print(f"  generated in {g.seconds:.1f} s, {stored / 2**30:.2f} GiB stored (zstd-3 ratio {np.prod(shape) / stored:.2f})", flush=True)
+    print(f"  {'reused' if reuse else f'generated in {g.seconds:.1f} s'}, {stored / 2**30:.2f} GiB stored (zstd-3 ratio {np.prod(shape) / stored:.2f})", flush=True)
 
     c2, dk, c1, reports, conts = [], [], [], [], []
     c_out, d_out = str(wd / 'connecto.zarr/smooth'), str(wd / 'dask.zarr')
