@@ -148,3 +148,22 @@ def test_metrics_scraped_during_run_match_report(tmp_path):
     assert m[('connectomics_processing_latency_seconds_count', stage)] == r.blocks_done
     assert m[('connectomics_throughput_chunks_per_second', stage)] > 0
     assert m[('connectomics_memory_usage_bytes', ())] > 0
+
+def test_cluster_without_workers_fails_instead_of_hanging(tmp_path):
+    out = make_out(tmp_path)
+    grid = BlockGrid(out.shape, (10, 16, 16))
+    (tmp_path/'marks').mkdir()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        def retire():
+            while len(list(tmp_path.glob('marks/tried-*'))) < 5: time.sleep(0.05)
+            cluster.scale(0)                                  # every worker leaves; none comes back
+        t = threading.Thread(target=retire); t.start()
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match='no workers for 3 s'):
+            run_blockwise(kernels.fill_block, grid, out.spec, scheduler=cluster.scheduler_address, worker_timeout=3, progress=False,
+                          kwargs=dict(dst=out, marks=str(tmp_path/'marks'), sleep=0.1))
+        t.join()
+    assert time.monotonic() - t0 < 60
+    key = next(p.name for p in Path(out.spec, '.connecto').glob('ledger-*')).removeprefix('ledger-')
+    done = Ledger(out.spec, key, len(grid)).load()
+    assert 0 < done.sum() < len(grid)                         # the finished blocks are kept for the re-run
