@@ -54,8 +54,18 @@ def read_block(block, src):
     return int(a.shape[0])
 
 def write_block(block, dst, seed=0):
-    "Write synthetic content (cached template window) into the core: the write path of the engine."
-    dst.write(block.core.start, synth_region(block.core.start, block.core.shape, seed))
+    """Write synthetic content into the core: the write path of the engine. The content of each storage chunk is
+    `synth_region(chunk start, chunk shape)`, so any block shape writes the same array as tensorstore's per-chunk writes."""
+    chunks = dst.chunks[-3:]
+    if tuple(block.core.shape) == tuple(min(c, s - a) for c, s, a in zip(chunks, dst.shape, block.core.start)):
+        dst.write(block.core.start, synth_region(block.core.start, block.core.shape, seed)); return
+    out = np.empty(block.core.shape, dst.dtype)
+    for idx in np.ndindex(*[-(-n // c) for n, c in zip(block.core.shape, chunks)]):
+        lo = [i * c for i, c in zip(idx, chunks)]
+        hi = [min(l + c, n) for l, c, n in zip(lo, chunks, block.core.shape)]
+        start = tuple(a + l for a, l in zip(block.core.start, lo))
+        out[tuple(slice(l, h) for l, h in zip(lo, hi))] = synth_region(start, tuple(h - l for l, h in zip(lo, hi)), seed)
+    dst.write(block.core.start, out)
 
 def invert_block(block, src, dst):
     "A cheap per-block op: 255 - x (uint8)."

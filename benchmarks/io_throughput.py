@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import setup_workers_path, update_results, rmtree, du, median, gib, Contention, load_note
 
 K = setup_workers_path()
+WORKERS = 2   # set from --workers
 import numpy as np
 
 def triple(s): return tuple(int(v) for v in s.split(','))
@@ -26,25 +27,25 @@ def chunk_boxes(shape, chunks):
         yield start, tuple(min(c, s - a) for a, c, s in zip(start, chunks, shape))
 
 # ------------------------------------------------------------------ connecto
-def connecto_write(spec, shape, chunks, codec, client=None):
+def connecto_write(spec, shape, chunks, codec, client=None, block=None):
     from connecto.volume import create_volume
     from connecto.blocks import BlockGrid
     from connecto.engine import run_blockwise
     rmtree(spec.split('.zarr')[0] + '.zarr')
     t = time.perf_counter()
     vol = create_volume(spec, shape, 'uint8', chunks=chunks, compression=codec, compression_level=3)
-    run_blockwise(K.write_block, BlockGrid(shape, chunks), spec, kwargs=dict(dst=vol), stage='write',
-                  workers=2, client=client, progress=False)
+    run_blockwise(K.write_block, BlockGrid(shape, block or chunks), spec, kwargs=dict(dst=vol), stage='write',
+                  workers=WORKERS, client=client, progress=False)
     return time.perf_counter() - t
 
-def connecto_read(spec, shape, chunks, ledger_dir, client=None):
+def connecto_read(spec, shape, chunks, ledger_dir, client=None, block=None):
     from connecto.volume import Volume
     from connecto.blocks import BlockGrid
     from connecto.engine import run_blockwise
     rmtree(ledger_dir)
     t = time.perf_counter()
-    run_blockwise(K.read_block, BlockGrid(shape, chunks), ledger_dir, kwargs=dict(src=Volume(spec)), stage='read',
-                  workers=2, client=client, progress=False)
+    run_blockwise(K.read_block, BlockGrid(shape, block or chunks), ledger_dir, kwargs=dict(src=Volume(spec)), stage='read',
+                  workers=WORKERS, client=client, progress=False)
     return time.perf_counter() - t
 
 # ------------------------------------------------------------------ tensorstore
@@ -96,6 +97,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--shape', type=triple, default=(256, 2048, 2048))
     ap.add_argument('--chunks', type=triple, default=(64, 256, 256))
+    ap.add_argument('--workers', type=int, default=2, help='connecto workers: 0 = threads in this process (the default of connecto), N = N worker processes')
+    ap.add_argument('--block-shape', type=triple, default=None, help="connecto's block shape (default: one chunk)")
     ap.add_argument('--codecs', default='zstd,none', help='comma list of zstd (level 3) and none')
     ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--workdir', default='/tmp/connecto-bench/io')
@@ -104,6 +107,8 @@ def main():
     logging.getLogger('distributed').setLevel(logging.ERROR)
     from connecto.engine import dask_client
     wd = Path(a.workdir); rmtree(wd); wd.mkdir(parents=True, exist_ok=True)
+    global WORKERS
+    WORKERS = a.workers
     shape, chunks = a.shape, a.chunks
     nbytes = int(np.prod(shape)); mb = nbytes / 1e6
     conts, rows, res = [], [], {}
@@ -113,11 +118,11 @@ def main():
         c_spec, ts_path = str(wd / 'connecto.zarr/vol'), wd / 'ts.zarr'
         r = {k: [] for k in ('cw', 'cr', 'cw_warm', 'cr_warm', 'tw', 'tr')}
         for i in range(a.reps):
-            with Contention() as ct: r['cw'].append(connecto_write(c_spec, shape, chunks, codec))
+            with Contention() as ct: r['cw'].append(connecto_write(c_spec, shape, chunks, codec, block=a.block_shape))
             conts.append(ct)
             with Contention() as ct: r['tw'].append(ts_write(ts_path, shape, chunks, codec))
             conts.append(ct)
-            with Contention() as ct: r['cr'].append(connecto_read(c_spec, shape, chunks, str(wd / 'read-ledger')))
+            with Contention() as ct: r['cr'].append(connecto_read(c_spec, shape, chunks, str(wd / 'read-ledger'), block=a.block_shape))
             conts.append(ct)
             with Contention() as ct: r['tr'].append(ts_read(c_spec + '/s0', shape, chunks))
             conts.append(ct)
@@ -133,9 +138,9 @@ def main():
         # the engine alone: same two operations on a cluster started beforehand
         with dask_client(2) as client:
             for i in range(a.reps):
-                with Contention() as ct: r['cw_warm'].append(connecto_write(c_spec, shape, chunks, codec, client=client))
+                with Contention() as ct: r['cw_warm'].append(connecto_write(c_spec, shape, chunks, codec, client=client, block=a.block_shape))
                 conts.append(ct)
-                with Contention() as ct: r['cr_warm'].append(connecto_read(c_spec, shape, chunks, str(wd / 'read-ledger'), client=client))
+                with Contention() as ct: r['cr_warm'].append(connecto_read(c_spec, shape, chunks, str(wd / 'read-ledger'), client=client, block=a.block_shape))
                 conts.append(ct)
             print(f"[{codec}] pre-started cluster: connecto write {r['cw_warm']}, read {r['cr_warm']}", flush=True)
         rmtree(wd / 'connecto.zarr'); rmtree(ts_path); rmtree(wd / 'read-ledger')
@@ -153,10 +158,10 @@ def main():
                           for c, d in res.items())
     misses = [f"{c} {op}" for c, d in res.items() for op, a_, b_ in (('write', 'cw', 'tw'), ('read', 'cr', 'tr'))
               if d['medians'][b_] / d['medians'][a_] < 0.9]
-    body = f"""Array: {shape[0]}x{shape[1]}x{shape[2]} uint8 ({gib(nbytes):.2f} GiB), chunks {chunks[0]}x{chunks[1]}x{chunks[2]}, Zarr v3.
+    body = f"""Array: {shape[0]}x{shape[1]}x{shape[2]} uint8 ({gib(nbytes):.2f} GiB), chunks {chunks[0]}x{chunks[1]}x{chunks[2]}, Zarr v3; connecto blocks {"x".join(map(str, a.block_shape or chunks))}.
 Content: the same synthetic, compressible data on both sides (`bench_kernels.synth_region`, a window of a cached
-template per chunk, ~1.7x with zstd-3). connecto write = `run_blockwise(write_block, workers=2)` into a volume
-made by `create_volume`; connecto read = `run_blockwise(read_block, workers=2)` (each block's core read and
+template per chunk, ~1.7x with zstd-3). connecto write = `run_blockwise(write_block, workers={a.workers})` into a volume
+made by `create_volume`; connecto read = `run_blockwise(read_block, workers={a.workers})` (each block's core read and
 decoded, then dropped). tensorstore write = one `write` per chunk, all issued at once, then awaited; tensorstore
 read = the whole array in 64-slice slabs with one slab read ahead; default tensorstore context (2 cores). Both
 read the array connecto wrote. dd: `dd if=/dev/zero of=FILE bs=16M count=64 oflag=direct`, then
@@ -173,7 +178,8 @@ the page cache (no fsync) and reads come from it, so they are CPU-bound, unlike 
 - raw times (s): cw = connecto write, tw = tensorstore write, cr/tr = reads, *_warm = connecto on a pre-started cluster
 {raw_times}
 {load_note(conts)}"""
-    if not a.no_results: update_results('io_throughput', '3. I/O: Zarr write/read throughput, connecto vs tensorstore vs dd', body)
+    name = 'io_throughput' + ('' if a.workers == 2 and a.block_shape is None else f"-w{a.workers}-b{'x'.join(map(str, a.block_shape or chunks))}")
+    if not a.no_results: update_results(name, f'3. I/O: Zarr write/read throughput, connecto (workers={a.workers}, blocks {"x".join(map(str, a.block_shape or chunks))}) vs tensorstore vs dd', body)
 
 if __name__ == '__main__':
     main()
