@@ -73,3 +73,14 @@ def test_bad_input_exit_2_nothing_written_over(data, tmp_path, existing, case):
 def test_corrupt_chunk_into_new_output_exit_2(tmp_path):
     res = connecto('ingest', corrupt_zarr(tmp_path), tmp_path/'new.zarr/raw', '--block-shape', '4,8,8', '--quiet')
     assert res.returncode == 2 and 'corrupt chunk c/1/0/1' in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+def test_fsspec_url_volumes_ledger_and_lease_lock(data):
+    "Volumes, ledger and lock on an fsspec store (memory://, in-process threads): the object-store code path."
+    from connecto.engine import OutputBusy, OutputLock
+    from connecto.ingest import ingest
+    src = f'{data}/snemi-mini/train-labels.tif'
+    r = ingest(src, 'memory://fs-test.zarr/labels', block_shape=(16, 80, 80), progress=False)
+    assert r.blocks_done == 8 and np.array_equal(Volume('memory://fs-test.zarr/labels')[...], Volume(src)[...])
+    assert ingest(src, 'memory://fs-test.zarr/labels', block_shape=(16, 80, 80), progress=False).blocks_skipped == 8
+    with OutputLock('memory://fs-test.zarr/labels'):
+        with pytest.raises(OutputBusy): OutputLock('memory://fs-test.zarr/labels').acquire()
