@@ -1,0 +1,47 @@
+"Regression tests for defects found in review of the foundation."
+import numpy as np, pytest
+from distributed import Client, LocalCluster
+from connecto.config import Config, InputError
+from connecto.volume import Volume, from_array, spec_kind
+from conftest import connecto
+
+def test_runs_in_one_process_never_reuse_stale_volumes(data, tmp_path):
+    "A second run in the same process re-opens its volumes: an overwrite with another codec stays readable."
+    from connecto.ingest import ingest
+    src, dst = f'{data}/snemi-mini/train-labels.tif', str(tmp_path/'o.zarr/v')
+    ingest(src, dst, config=Config(compression='zstd'), progress=False)
+    ingest(src, dst, config=Config(compression='gzip'), overwrite=True, progress=False)
+    assert np.array_equal(Volume(dst)[...], Volume(src)[...])
+
+def test_transient_read_error_is_not_called_corrupt(tmp_path):
+    v = Volume(from_array(np.ones((4, 8, 8), np.uint8), str(tmp_path/'t.zarr/v'), chunks=(2, 4, 4)).spec)
+    v._r.use_ts, real = False, v._r._a
+    class Flaky:
+        calls = 0
+        def __getattr__(self, k): return getattr(real, k)
+        def __getitem__(self, sl):
+            Flaky.calls += 1
+            if Flaky.calls == 1: raise TimeoutError('network hiccup')
+            return real[sl]
+    v._r._a = Flaky()
+    with pytest.raises(TimeoutError): v[...]          # retryable by the engine, not an InputError
+    assert v[...].sum() == 4 * 8 * 8
+
+def test_engine_with_a_client_that_is_not_the_default(tmp_path):
+    from connecto.blocks import BlockGrid
+    from connecto.engine import run_blockwise
+    from connecto.ingest import copy_block
+    src = Volume(from_array(np.arange(4 * 8 * 8, dtype=np.uint16).reshape(4, 8, 8), str(tmp_path/'a.zarr/v'), chunks=(2, 4, 4)).spec)
+    dst = from_array(np.zeros((4, 8, 8), np.uint16), str(tmp_path/'b.zarr/v'), chunks=(2, 4, 4))
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, Client(cluster, set_as_default=False) as c:
+        r = run_blockwise(copy_block, BlockGrid(src.shape, (2, 4, 4)), dst.spec, kwargs=dict(src=src, dst=dst), client=c, progress=False)
+    assert r.blocks_done == 8 and np.array_equal(Volume(dst.spec)[...], src[...])
+
+def test_debug_keeps_exit_code_2(tmp_path):
+    res = connecto('ingest', tmp_path/'nope.h5:stack', tmp_path/'o.zarr/v', '--debug')
+    assert res.returncode == 2 and 'Traceback' in res.stderr and 'no such file' in res.stderr.strip().splitlines()[-1]
+
+def test_zarr_suffix_must_be_a_path_component():
+    assert spec_kind('/data/run.zarr_exports/raw.h5:stack')[0] == 'hdf5'
+    assert spec_kind('/data/x.zarrs/stack.tif')[0] == 'tiff'
+    assert spec_kind('/data/x.zarr/raw')[0] == 'zarr' and spec_kind('/data/x.zarr')[0] == 'zarr'
