@@ -45,3 +45,18 @@ def test_zarr_suffix_must_be_a_path_component():
     assert spec_kind('/data/run.zarr_exports/raw.h5:stack')[0] == 'hdf5'
     assert spec_kind('/data/x.zarrs/stack.tif')[0] == 'tiff'
     assert spec_kind('/data/x.zarr/raw')[0] == 'zarr' and spec_kind('/data/x.zarr')[0] == 'zarr'
+
+def test_remote_lease_is_renewed_and_not_stolen():
+    "On an object store the lease is renewed while the run holds it; an expired lease can be taken, and the old holder notices."
+    import time
+    from connecto.engine import OutputBusy, OutputLock
+    a = OutputLock('memory://lease.zarr/v', lease_seconds=0.3).acquire()
+    time.sleep(0.15); a.renew()
+    with pytest.raises(OutputBusy): OutputLock('memory://lease.zarr/v', lease_seconds=0.3).acquire()
+    time.sleep(0.4)
+    b = OutputLock('memory://lease.zarr/v', lease_seconds=0.3).acquire()     # a stopped renewing: b may take over
+    with pytest.raises(OutputBusy, match='taken over'): a.renew()
+    a.release()                                                            # does not remove b's lock
+    with pytest.raises(OutputBusy): OutputLock('memory://lease.zarr/v', lease_seconds=0.3).acquire()
+    b.release()
+    OutputLock('memory://lease.zarr/v').acquire().release()
