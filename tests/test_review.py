@@ -60,3 +60,19 @@ def test_remote_lease_is_renewed_and_not_stolen():
     with pytest.raises(OutputBusy): OutputLock('memory://lease.zarr/v', lease_seconds=0.3).acquire()
     b.release()
     OutputLock('memory://lease.zarr/v').acquire().release()
+
+def test_slice_folder_with_a_bad_section_is_refused_before_overwrite(data, tmp_path):
+    "A section of another shape (or an unreadable one) is found when the folder is opened, so --overwrite destroys nothing."
+    import shutil
+    from PIL import Image
+    from conftest import tree_digest
+    folder = tmp_path/'sections'; shutil.copytree(data/'isbi2012/train/image', folder)
+    dst = tmp_path/'o.zarr/raw'
+    assert connecto('ingest', f'{folder}/', dst, '--block-shape', '8,256,256', '--quiet').returncode == 0
+    before = tree_digest(dst)
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(folder/'23.png')
+    res = connecto('ingest', f'{folder}/', dst, '--block-shape', '4,256,256', '--overwrite', '--quiet')
+    assert res.returncode == 2 and 'all sections must match' in res.stderr and tree_digest(dst) == before
+    (folder/'23.png').write_bytes(b'not a png')
+    res = connecto('ingest', f'{folder}/', dst, '--block-shape', '4,256,256', '--overwrite', '--quiet')
+    assert res.returncode == 2 and 'not a readable image' in res.stderr and tree_digest(dst) == before
