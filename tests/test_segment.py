@@ -105,7 +105,7 @@ def test_bad_inputs_exit_2_and_outputs_kept(data, tmp_path):
         'shapes differ': (('agglomerate', '--fragments', tmp_path/'s.zarr/f', '--boundaries', data/'snemi-mini/train-probabilities.tif',
                            '--out', tmp_path/'x.zarr/s', '--threshold', '0.5'), 'same region'),
         'shapes differ (evaluate)': (('evaluate', '--seg', tmp_path/'s.zarr/f', '--gt', data/'snemi-mini/train-labels.tif'), 'shape'),
-        'empty volume': (('fragments', '--boundaries', tmp_path/'empty.npy', '--out', tmp_path/'x.zarr/f'), 'empty'),
+        'empty volume': (('fragments', '--boundaries', tmp_path/'empty.npy', '--out', tmp_path/'x.zarr/f'), 'empty volume'),
         'empty ground truth': (('evaluate', '--seg', tmp_path/'s.zarr/f', '--gt', tmp_path/'zeros.npy'), 'no labelled voxels'),
         'all-boundary volume': (('fragments', '--boundaries', tmp_path/'ones.npy', '--out', tmp_path/'y.zarr/f'), 'no fragments'),
         'NaN boundaries': (('fragments', '--boundaries', tmp_path/'nan.npy', '--out', tmp_path/'z.zarr/f'), 'NaN'),

@@ -1,0 +1,457 @@
+"""Benchmark 4, segmentation: connecto `fragments` + `agglomerate` vs waterz (zwatershed + `OneMinus<MeanAffinity>`).
+
+Parts (`--parts`, default all):
+  quality   threshold sweep 0.1..0.9 on fibsem-gala and snemi-mini: VOI split/merge/total and ARAND of
+            (a) connecto fragments + connecto agglomeration, (b) waterz with its own fragments on the same affinities,
+            (c) both agglomerators on the given fragments (train-ws / train-fragments); best VOI; threshold transfer
+  speed     a generated Voronoi-like 64x512x512 volume (affinities in Zarr): connecto fragments + agglomerate (t=0.5)
+            with workers=0, 1, 2 vs waterz (single-threaded, one threshold), each run in a subprocess (peak RSS of its tree)
+  large     generated >= 2 GiB float32 affinities (3x256x1024x768), written blockwise to Zarr; connecto fragments +
+            agglomerate with workers=2, blocks 64x256x256; wall time, voxels/s, peak RSS of the process tree
+
+Prints a Markdown section to stdout (progress goes to stderr) and writes benchmarks/results/segment_vs_waterz.json.
+
+    python benchmarks/segment_vs_waterz.py                      # everything, ~30 min on 2 cores
+    python benchmarks/segment_vs_waterz.py --parts quality      # ~1 min
+    python benchmarks/segment_vs_waterz.py --speed-shape 32,256,256 --large-shape 64,256,256 --reps 1   # smoke test
+
+Run from the repository root (sample data are found with `connecto.volume.sample_data`, i.e. `shared/data` above the
+working directory, or $CONNECTO_DATA).
+"""
+from __future__ import annotations
+import argparse, contextlib, ctypes, json, logging, os, resource, subprocess, sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import machine, median, gib, rmtree, du, TreeRSS, Contention, load_note
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+JSON_OUT = HERE / 'results' / 'segment_vs_waterz.json'
+THRESHOLDS = [round(0.1 * i, 1) for i in range(1, 10)]
+VOLUMES = {  # name: (boundary map, ground truth, given fragments), relative to the sample data folder
+    'fibsem-gala': ('fibsem-gala/train-p1.lzf.h5:stack', 'fibsem-gala/train-gt.lzf.h5:stack', 'fibsem-gala/train-ws.lzf.h5:stack'),
+    'snemi-mini': ('snemi-mini/train-probabilities.tif', 'snemi-mini/train-labels.tif', 'snemi-mini/train-fragments.tif'),
+}
+METHODS = {'a': 'connecto fragments + connecto agglomerate', 'b': 'waterz (own zwatershed fragments)',
+           'c_connecto': 'connecto agglomerate, given fragments', 'c_waterz': 'waterz agglomerate, given fragments'}
+
+def log(*a): print(*a, file=sys.stderr, flush=True)
+def triple(s): return tuple(int(v) for v in s.split(','))
+
+# ---------------------------------------------------------------- small helpers
+def sample_spec(rel:str)->str:
+    "Absolute volume spec of a sample-data file (`name.h5:key` keeps its key)."
+    from connecto.volume import sample_data
+    path, _, key = rel.partition(':')
+    return str(sample_data(path)) + (f':{key}' if key else '')
+
+def read(spec:str)->np.ndarray:
+    "The whole volume at `spec` as an array."
+    from connecto.volume import Volume
+    return Volume(spec)[...]
+
+def as_boundary_float(b:np.ndarray)->np.ndarray:
+    "A float32 boundary map in [0, 1] (integer maps scaled by their dtype's maximum, as connecto does)."
+    return b.astype(np.float32) / np.iinfo(b.dtype).max if b.dtype.kind in 'ui' else b.astype(np.float32)
+
+def boundary_affinities(b:np.ndarray)->np.ndarray:
+    "Affinities (3, z, y, x) float32 of a boundary map: channel d at p = 1 - (b[p] + b[p - e_d]) / 2; 0 at index 0 along d."
+    a = np.zeros((3,) + b.shape, np.float32)
+    a[0, 1:] = 1 - (b[1:] + b[:-1]) / 2
+    a[1, :, 1:] = 1 - (b[:, 1:] + b[:, :-1]) / 2
+    a[2, :, :, 1:] = 1 - (b[:, :, 1:] + b[:, :, :-1]) / 2
+    return a
+
+@contextlib.contextmanager
+def c_stdout_silenced():
+    "Send file descriptor 1 to /dev/null (waterz's C++ code prints its progress there), so stdout stays Markdown only."
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    try: yield
+    finally:
+        ctypes.CDLL(None).fflush(None)
+        os.dup2(saved, 1); os.close(saved); os.close(null)
+
+def score(seg:np.ndarray, gt:np.ndarray)->dict:
+    "VOI split/merge/total (bits) and ARAND of `seg` against `gt` (gt 0 ignored): `connecto.evaluate.voi` + `arand` in one table."
+    from connecto.evaluate import Contingency, scores
+    s = scores(Contingency.of(seg, gt))
+    return {k: round(float(s[k]), 4) for k in ('voi_split', 'voi_merge', 'voi', 'arand')}
+
+def versions()->dict:
+    "Versions of the packages that matter here."
+    import importlib.metadata as md
+    out = {}
+    for n in ('connecto', 'waterz', 'scikit-image', 'numpy', 'scipy', 'dask', 'zarr', 'tensorstore'):
+        with contextlib.suppress(Exception): out[n] = md.version(n)
+    return out
+
+def utc_date()->str: return subprocess.run(['date', '-u', '+%F'], capture_output=True, text=True).stdout.strip()
+
+# ---------------------------------------------------------------- segmentations
+def connecto_sweep(src:str, frags:str|None, thresholds, wd:Path, kind='boundaries', **kw)->tuple:
+    """connecto segmentations for each threshold: `fragments` of `src` (unless `frags` is given), then one `agglomerate`
+    with all thresholds. Returns ({threshold: seg}, info)."""
+    from connecto.fragments import fragments
+    from connecto.agglomerate import agglomerate
+    rmtree(wd); wd.mkdir(parents=True)
+    info = {}
+    if frags is None:
+        frags = str(wd / 'c.zarr/fragments')
+        r = fragments(src, frags, kind=kind, progress=False, workers=0, **kw)
+        info['fragments'] = r.fragments
+    rep = agglomerate(frags, src, str(wd / 'c.zarr/seg'), thresholds=thresholds, kind=kind, workers=0, progress=False)
+    info.update(graph_fragments=rep.fragments, edges=rep.edges)
+    return {o['threshold']: read(o['out']) for o in rep.outputs}, info
+
+def waterz_sweep(affs:np.ndarray, thresholds, frags:np.ndarray|None=None)->tuple:
+    "waterz segmentations for each threshold (its own watershed unless `frags` is given). Returns ({threshold: seg}, info)."
+    import waterz
+    f = None if frags is None else np.ascontiguousarray(frags, np.uint64).copy()   # waterz overwrites the fragments
+    with c_stdout_silenced():
+        segs = [s.copy() for s in waterz.agglomerate(np.ascontiguousarray(affs), thresholds, fragments=f)]
+    return dict(zip(thresholds, segs)), {}
+
+def waterz_fragments(affs:np.ndarray)->int:
+    "How many fragments waterz's own watershed makes (its segmentation at threshold 0)."
+    seg = waterz_sweep(affs, [0.0])[0][0.0]
+    return int(len(np.unique(seg[seg > 0])))
+
+# ---------------------------------------------------------------- part 1: quality
+def quality_volume(name:str, wd:Path, thresholds)->dict:
+    "All four methods on one sample volume: per method, per threshold, the scores and the number of segments."
+    src_rel, gt_rel, fr_rel = VOLUMES[name]
+    src, gt_spec, fr_spec = sample_spec(src_rel), sample_spec(gt_rel), sample_spec(fr_rel)
+    gt, given = read(gt_spec), read(fr_spec)
+    affs = boundary_affinities(as_boundary_float(read(src)))
+    runs = {'a': lambda: connecto_sweep(src, None, thresholds, wd / name / 'a'),
+            'b': lambda: waterz_sweep(affs, thresholds),
+            'c_connecto': lambda: connecto_sweep(src, fr_spec, thresholds, wd / name / 'c'),
+            'c_waterz': lambda: waterz_sweep(affs, thresholds, given)}
+    out = dict(shape=list(gt.shape), source=src_rel, gt=gt_rel, given_fragments=fr_rel,
+               given_fragment_count=int(len(np.unique(given[given > 0]))), waterz_fragments=waterz_fragments(affs), methods={})
+    for m, run in runs.items():
+        t = time.perf_counter(); segs, info = run(); sec = time.perf_counter() - t
+        rows = {str(th): {**score(seg, gt), 'segments': int(len(np.unique(seg[seg > 0])))} for th, seg in segs.items()}
+        best = min(rows, key=lambda k: rows[k]['voi'])
+        out['methods'][m] = dict(rows=rows, best=best, seconds=round(sec, 2), **info)
+        log(f"  {name} {m}: best VOI {rows[best]['voi']:.3f} at t={best} ({sec:.1f} s)")
+    return out
+
+def transfer(q:dict)->list:
+    "Threshold transfer: the best-VOI threshold of one volume applied to the other, for each method."
+    names, rows = list(q), []
+    for m in METHODS:
+        for a, b in ((names[0], names[1]), (names[1], names[0])):
+            ta, tb = q[a]['methods'][m]['best'], q[b]['methods'][m]['best']
+            rb = q[b]['methods'][m]['rows']
+            rows.append(dict(method=m, tuned_on=a, applied_to=b, threshold=ta, voi=rb[ta]['voi'], best_threshold=tb,
+                             best_voi=rb[tb]['voi'], loss=round(rb[ta]['voi'] - rb[tb]['voi'], 4)))
+    return rows
+
+# ---------------------------------------------------------------- synthetic Voronoi volumes
+def _hash_uniform(z, y, x, seed:int)->np.ndarray:
+    "Uniform [0, 1) float32 noise from integer voxel coordinates (splitmix64), so blocks agree wherever they overlap."
+    with np.errstate(over='ignore'):
+        h = (z.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (y.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)) \
+            ^ (x.astype(np.uint64) * np.uint64(0x165667B19E3779F9)) ^ np.uint64(seed)
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return (h >> np.uint64(40)).astype(np.float32) / np.float32(2 ** 24)
+
+def _edges(lab:np.ndarray)->np.ndarray:
+    "True on both sides of every face between different labels."
+    b = np.zeros(lab.shape, bool)
+    for ax in range(3):
+        hi = [slice(None)] * 3; lo = [slice(None)] * 3
+        hi[ax], lo[ax] = slice(1, None), slice(None, -1)
+        d = lab[tuple(hi)] != lab[tuple(lo)]
+        b[tuple(hi)] |= d; b[tuple(lo)] |= d
+    return b
+
+def voronoi_boundary(tree, lo, hi, sigma=1.0, noise=0.3, seed=0)->tuple:
+    """Boundary map in [0, 1] and Voronoi labels over the region [lo, hi) (it may reach outside the volume): faces between
+    cells of the nearest global seed point, Gaussian-blurred, scaled, plus per-voxel hash noise."""
+    from scipy.ndimage import gaussian_filter
+    m = int(np.ceil(4 * sigma)) + 1
+    axes = [np.arange(a - m, b + m) for a, b in zip(lo, hi)]
+    z, y, x = np.meshgrid(*axes, indexing='ij')
+    lab = tree.query(np.stack([z.ravel(), y.ravel(), x.ravel()], 1).astype(np.float64), workers=-1)[1]
+    lab = lab.reshape(z.shape).astype(np.uint32)
+    del z, y, x
+    b = gaussian_filter(_edges(lab).astype(np.float32), sigma)[m:-m, m:-m, m:-m]
+    z, y, x = np.meshgrid(*[ax[m:-m] for ax in axes], indexing='ij')
+    b = np.clip(1.6 * b + noise * (_hash_uniform(z, y, x, seed) - 0.5), 0, 1)
+    return b, lab[m:-m, m:-m, m:-m] + 1
+
+def write_voronoi(aff_spec:str, shape, chunks, spacing=24., seed=0, gt_spec:str|None=None)->dict:
+    """Generate float32 affinities (3, *shape) of a Voronoi boundary map into a new Zarr volume, one chunk at a time
+    (never the whole volume in memory); optionally the Voronoi labels (uint32) as ground truth."""
+    from scipy.spatial import cKDTree
+    from connecto.volume import create_volume
+    rng = np.random.default_rng(seed)
+    n = max(2, int(np.prod(shape) / spacing ** 3))
+    tree = cKDTree(rng.uniform(0, 1, (n, 3)) * np.asarray(shape, float))
+    aff = create_volume(aff_spec, (3,) + tuple(shape), 'float32', chunks=chunks, overwrite=True)
+    gt = create_volume(gt_spec, shape, 'uint32', chunks=chunks, overwrite=True) if gt_spec else None
+    t = time.perf_counter()
+    for idx in np.ndindex(*[-(-s // c) for s, c in zip(shape, chunks)]):
+        lo = [i * c for i, c in zip(idx, chunks)]
+        hi = [min(l + c, s) for l, c, s in zip(lo, chunks, shape)]
+        b, lab = voronoi_boundary(tree, [l - 1 for l in lo], hi, seed=seed)   # one extra voxel on the low side
+        a = boundary_affinities(b)[:, 1:, 1:, 1:]
+        for d in range(3):                                                    # no neighbour before index 0
+            if lo[d] == 0: a[(d,) + (slice(None),) * d + (0,)] = 0
+        aff.write(lo, a)
+        if gt is not None: gt.write(lo, lab[1:, 1:, 1:])
+    return dict(cells=n, seconds=round(time.perf_counter() - t, 1), stored_gib=round(gib(du(aff_spec.split('.zarr')[0] + '.zarr')), 3))
+
+# ---------------------------------------------------------------- subprocess runs (peak RSS per run)
+def child(task_path:str):
+    "Run one task described in a JSON file in this (child) process, write its result next to it."
+    task = json.loads(Path(task_path).read_text())
+    logging.getLogger('distributed').setLevel(logging.ERROR)
+    with TreeRSS(0.1) as rss:
+        res = {'connecto': run_connecto, 'waterz': run_waterz}[task.pop('what')](**task)
+    res.update(peak_tree_rss=rss.peak, peak_tree_anon=rss.peak_anon, peak_procs=rss.peak_procs, rss_samples=rss.samples,
+               maxrss_self=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+               maxrss_children=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+    Path(task_path).with_suffix('.out.json').write_text(json.dumps(res))
+
+def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo=16)->dict:
+    "connecto fragments (affinities) + agglomerate (graph, merges, stitch) at one threshold, outputs in Zarr; times."
+    from connecto.fragments import fragments
+    from connecto.agglomerate import agglomerate
+    rmtree(out)
+    t = time.perf_counter()
+    fr = fragments(aff, f'{out}/fragments', kind='affinities', block_shape=block_shape, halo=halo, workers=workers, progress=False)
+    t1 = time.perf_counter()
+    ag = agglomerate(f'{out}/fragments', aff, f'{out}/seg', thresholds=[threshold], kind='affinities', block_shape=block_shape,
+                     workers=workers, progress=False)
+    t2 = time.perf_counter()
+    return dict(seconds=t2 - t, fragments_seconds=t1 - t, agglomerate_seconds=t2 - t1, stages=ag.stages, fragments=fr.fragments,
+                edges=ag.edges, merges=ag.merges, segments=ag.outputs[0]['segments'], seg=ag.outputs[0]['out'],
+                fragments_report_seconds=fr.seconds)
+
+def run_waterz(aff:str, out:str, threshold=0.5, **_)->dict:
+    "waterz (own watershed + agglomeration, one threshold) on the affinities read from Zarr; segmentation written to Zarr."
+    import waterz
+    from connecto.volume import Volume, from_array
+    rmtree(out)
+    t = time.perf_counter()
+    v = Volume(aff); a = np.ascontiguousarray(v[...], np.float32)
+    t1 = time.perf_counter()
+    with c_stdout_silenced():
+        seg = next(iter(waterz.agglomerate(a, [threshold]))).copy()
+    t2 = time.perf_counter()
+    del a
+    from_array(seg, f'{out}/seg', chunks=v.chunks[-3:])
+    t3 = time.perf_counter()
+    return dict(seconds=t2 - t1, read_seconds=t1 - t, write_seconds=t3 - t2, end_to_end_seconds=t3 - t,
+                segments=int(len(np.unique(seg[seg > 0]))), seg=f'{out}/seg')
+
+def run_child(task:dict, wd:Path)->tuple:
+    "Run `task` in a fresh Python process; returns (result dict, Contention of the run)."
+    wd.mkdir(parents=True, exist_ok=True)
+    p = wd / f"task-{task['what']}-{time.time_ns()}.json"
+    p.write_text(json.dumps(task))
+    with Contention() as ct:
+        r = subprocess.run([sys.executable, str(Path(__file__).resolve()), '--child', str(p)], capture_output=True, text=True)
+    if r.returncode: raise RuntimeError(f"child {task} failed:\n{r.stderr[-3000:]}")
+    res = json.loads(p.with_suffix('.out.json').read_text())
+    return res, ct
+
+# ---------------------------------------------------------------- part 3: speed
+def profile_block(aff:str, block_shape, halo=16)->dict:
+    "Seconds of each step of connecto's fragment_block on the first block (one thread): read, seeds, watershed, renumber."
+    import fastremap
+    from connecto.volume import Volume
+    from connecto.fragments import as_boundaries, minima_seeds, _flood
+    v = Volume(aff); out = {}
+    t = time.perf_counter()
+    data = v.read([-halo] * 3, [b + halo for b in block_shape], pad_mode='reflect'); out['read'] = time.perf_counter() - t
+    t = time.perf_counter(); b = as_boundaries(data, 'affinities'); out['as_boundaries'] = time.perf_counter() - t
+    t = time.perf_counter(); s = minima_seeds(b); out['minima_seeds'] = time.perf_counter() - t
+    t = time.perf_counter(); f = _flood(b, s, 20); out['watershed (skimage) + small-fragment pass'] = time.perf_counter() - t
+    t = time.perf_counter(); fastremap.renumber(f.astype(np.uint32), in_place=True); out['renumber'] = time.perf_counter() - t
+    out['voxels'] = int(b.size)
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+
+def speed(wd:Path, shape, chunks, reps:int)->dict:
+    "Generate the speed volume, then time waterz and connecto (workers 0, 1, 2) `reps` times each in subprocesses."
+    aff, gt = str(wd / 'speed.zarr/affinities'), str(wd / 'speed.zarr/gt')
+    rmtree(wd / 'speed.zarr')
+    gen = write_voronoi(aff, shape, chunks, gt_spec=gt)
+    log(f"  speed volume {shape}: generated in {gen['seconds']} s, {gen['cells']} cells")
+    cfgs = [('waterz', dict(what='waterz')), ('connecto w0', dict(what='connecto', workers=0)),
+            ('connecto w1', dict(what='connecto', workers=1)), ('connecto w2', dict(what='connecto', workers=2))]
+    runs, conts = {k: [] for k, _ in cfgs}, []
+    for r in range(reps):
+        for name, task in (cfgs if r % 2 == 0 else cfgs[::-1]):        # alternate the order: no side always runs first
+            out = str(wd / f"run-{name.replace(' ', '-')}.zarr")
+            res, ct = run_child(dict(task, aff=aff, out=out, block_shape=list(chunks)), wd / 'tasks')
+            runs[name].append(res); conts.append(ct)
+            log(f"  rep {r} {name}: {res['seconds']:.1f} s, peak tree RSS {gib(res['peak_tree_rss']):.2f} GiB, "
+                f"{res['segments']} segments (foreign load {ct.share:.0%})")
+    g = read(gt)
+    quality = {name: score(read(rs[-1]['seg']), g) for name, rs in runs.items()}
+    return dict(shape=list(shape), chunks=list(chunks), generate=gen, runs=runs, quality_vs_voronoi=quality,
+                profile=profile_block(aff, chunks), load_note=load_note(conts), max_foreign=max(c.share for c in conts))
+
+# ---------------------------------------------------------------- part 4: large volume
+def large(wd:Path, shape, chunks, workers:int)->dict:
+    "Generate >= 2 GiB of affinities blockwise, then one connecto fragments + agglomerate run in a subprocess."
+    aff = str(wd / 'large.zarr/affinities')
+    rmtree(wd / 'large.zarr')
+    nbytes = 3 * int(np.prod(shape)) * 4
+    log(f"  large volume 3x{shape} float32 = {gib(nbytes):.2f} GiB: generating")
+    gen = write_voronoi(aff, shape, chunks)
+    log(f"  generated in {gen['seconds']} s ({gen['stored_gib']} GiB stored)")
+    res, ct = run_child(dict(what='connecto', aff=aff, out=str(wd / 'large-run.zarr'), workers=workers, block_shape=list(chunks)),
+                        wd / 'tasks')
+    log(f"  connecto workers={workers}: {res['seconds']:.1f} s, peak tree RSS {gib(res['peak_tree_rss']):.2f} GiB")
+    rmtree(wd / 'large.zarr'); rmtree(wd / 'large-run.zarr')
+    return dict(shape=list(shape), chunks=list(chunks), workers=workers, input_bytes=nbytes, generate=gen, run=res,
+                load_note=load_note([ct]), foreign=ct.share)
+
+# ---------------------------------------------------------------- Markdown
+def md_quality(q:dict)->str:
+    "One table per volume (rows: thresholds; columns: methods), best VOI per method, threshold transfer."
+    s = ''
+    for name, v in q.items():
+        s += (f"\n**{name}** ({'x'.join(map(str, v['shape']))}, boundary map `{v['source']}`, ground truth `{v['gt']}`; "
+              f"fragments: connecto {v['methods']['a'].get('fragments')}, waterz {v['waterz_fragments']}, "
+              f"given `{v['given_fragments']}` {v['given_fragment_count']}). Cells: VOI split / merge / **total**, ARAND, segments.\n\n")
+        s += '| t | ' + ' | '.join(f"({m.split('_')[0]}) {METHODS[m]}" for m in METHODS) + ' |\n'
+        s += '|---' * (len(METHODS) + 1) + '|\n'
+        for t in v['methods']['a']['rows']:
+            cells = []
+            for m in METHODS:
+                r = v['methods'][m]['rows'][t]
+                best = '**' if v['methods'][m]['best'] == t else ''
+                cells.append(f"{r['voi_split']:.2f} / {r['voi_merge']:.2f} / {best}{r['voi']:.2f}{best}, {r['arand']:.3f}, {r['segments']}")
+            s += f"| {t} | " + ' | '.join(cells) + ' |\n'
+    s += '\nBest VOI per method (threshold in brackets):\n\n| method | ' + ' | '.join(q) + ' |\n|---|' + '---|' * len(q) + '\n'
+    for m in METHODS:
+        s += f"| ({m.split('_')[0]}) {METHODS[m]} | " + ' | '.join(
+            f"{q[n]['methods'][m]['rows'][q[n]['methods'][m]['best']]['voi']:.3f} ({q[n]['methods'][m]['best']}), "
+            f"ARAND {q[n]['methods'][m]['rows'][q[n]['methods'][m]['best']]['arand']:.3f}" for n in q) + ' |\n'
+    return s
+
+def md_transfer(rows:list)->str:
+    "Threshold-transfer table."
+    s = ('\n**Threshold transfer** (best-VOI threshold of one volume used on the other):\n\n'
+         '| method | tuned on -> applied to | t | VOI at t | best t there | best VOI | VOI lost |\n|---|---|---|---|---|---|---|\n')
+    for r in rows:
+        s += (f"| ({r['method'].split('_')[0]}) {METHODS[r['method']]} | {r['tuned_on']} -> {r['applied_to']} | {r['threshold']} | "
+              f"{r['voi']:.3f} | {r['best_threshold']} | {r['best_voi']:.3f} | {r['loss']:+.3f} |\n")
+    return s
+
+def md_speed(sp:dict)->str:
+    "Speed table (medians, ratio to waterz, peak RSS) and where connecto's time goes."
+    n = int(np.prod(sp['shape']))
+    wz = median([r['seconds'] for r in sp['runs']['waterz']])
+    wz_e2e = median([r['end_to_end_seconds'] for r in sp['runs']['waterz']])
+    s = ('\n| run | times (s) | median (s) | Mvoxel/s | time / waterz | time / waterz end-to-end | peak tree RSS (GiB) | segments | VOI vs Voronoi labels |\n'
+         '|---|---|---|---|---|---|---|---|---|\n')
+    for name, rs in sp['runs'].items():
+        ts = [r['seconds'] for r in rs]; m = median(ts)
+        q = sp['quality_vs_voronoi'][name]
+        s += (f"| {name} | {', '.join(f'{t:.1f}' for t in ts)} | {m:.1f} | {n / m / 1e6:.2f} | {m / wz:.1f}x | {m / wz_e2e:.1f}x | "
+              f"{gib(max(r['peak_tree_rss'] for r in rs)):.2f} | {rs[-1]['segments']} | {q['voi']:.2f} ({q['voi_split']:.2f} / {q['voi_merge']:.2f}) |\n")
+    we = sp['runs']['waterz']
+    s += (f"\n- waterz end-to-end (read affinities from Zarr + agglomerate + write segmentation to Zarr): median {wz_e2e:.1f} s "
+          f"(read {median([r['read_seconds'] for r in we]):.1f} s, write {median([r['write_seconds'] for r in we]):.1f} s)\n")
+    s += '- connecto time by stage (median over runs, s): \n\n| run | fragments | graph | merges (`merge_sequence`) | stitch | total |\n|---|---|---|---|---|---|\n'
+    for name, rs in sp['runs'].items():
+        if not name.startswith('connecto'): continue
+        st = lambda k: median([r['stages'][k] for r in rs])
+        s += (f"| {name} | {median([r['fragments_seconds'] for r in rs]):.1f} | {st('graph'):.1f} | {st('agglomerate'):.1f} | "
+              f"{st('stitch'):.1f} | {median([r['seconds'] for r in rs]):.1f} |\n")
+    c = sp['runs']['connecto w0'][-1]
+    p = sp['profile']
+    s += (f"\n- connecto graph: {c['fragments']} fragments, {c['edges']} edges, {c['merges']} merges at t=0.5\n"
+          f"- one block's fragment step ({p['voxels'] / 1e6:.1f} M voxels incl. halo, one thread): "
+          + ', '.join(f"{k} {v:.2f} s" for k, v in p.items() if k != 'voxels') + '\n')
+    return s + sp['load_note']
+
+def md_large(lg:dict)->str:
+    "Large-volume table."
+    r, n = lg['run'], int(np.prod(lg['shape']))
+    st = r['stages']
+    return (f"\nGenerated Voronoi affinities 3x{'x'.join(map(str, lg['shape']))} float32 = **{gib(lg['input_bytes']):.2f} GiB** "
+            f"({lg['generate']['cells']} cells; written chunk by chunk to Zarr, chunks {'x'.join(map(str, lg['chunks']))}, zstd-3, "
+            f"{lg['generate']['stored_gib']:.2f} GiB on disk, in {lg['generate']['seconds']:.0f} s). "
+            f"`fragments(kind='affinities', block_shape={tuple(lg['chunks'])}, workers={lg['workers']})` + "
+            f"`agglomerate(thresholds=[0.5])`, in a subprocess; RSS of its whole tree sampled every 0.1 s.\n\n"
+            f"| wall (s) | Mvoxel/s | fragments (s) | graph (s) | merges (s) | stitch (s) | fragments | edges | segments | peak tree RSS (GiB) | input / peak RSS |\n"
+            f"|---|---|---|---|---|---|---|---|---|---|---|\n"
+            f"| {r['seconds']:.0f} | {n / r['seconds'] / 1e6:.2f} | {r['fragments_seconds']:.0f} | {st['graph']:.0f} | {st['agglomerate']:.0f} | "
+            f"{st['stitch']:.0f} | {r['fragments']} | {r['edges']} | {r['segments']} | **{gib(r['peak_tree_rss']):.2f}** "
+            f"(anon {gib(r['peak_tree_anon']):.2f}, {r['peak_procs']} processes) | {lg['input_bytes'] / r['peak_tree_rss']:.1f}x |\n"
+            + lg['load_note'])
+
+def markdown(res:dict)->str:
+    "The whole Markdown section."
+    v = res['versions']
+    s = (f"<!-- BEGIN segment_vs_waterz -->\n## 4. Segmentation: connecto vs waterz\n\n- date: {res['date']}\n- machine: {res['machine']}\n"
+         f"- versions: " + ', '.join(f"{k} {x}" for k, x in v.items()) + f"\n- command: `{res['command']}`\n")
+    if 'quality' in res:
+        s += ("\n### Quality: threshold sweep\n\nconnecto: `fragments(kind='boundaries')` (defaults: minima seeds, threshold 0.5, "
+              "min_size 20) + `agglomerate(thresholds=0.1..0.9)` (score 1 - mean affinity, affinities quantized to 255 levels). "
+              "waterz 'OneMinus<MeanAffinity>' (default) on float32 affinities built from the same boundary map "
+              "(a_d(p) = 1 - (b(p) + b(p - e_d)) / 2, connecto's convention). (c) gives both the same fragments. "
+              "VOI in bits (split = false splits, merge = false merges), ground-truth label 0 ignored; bold = best VOI of the column.\n")
+        s += md_quality(res['quality']) + md_transfer(res['transfer'])
+    if 'speed' in res:
+        sp = res['speed']
+        s += (f"\n### Speed: {'x'.join(map(str, sp['shape']))} generated volume\n\nVoronoi cells ({sp['generate']['cells']} seed points), "
+              "faces blurred (sigma 1) plus per-voxel noise, stored as float32 affinities (3, z, y, x) in Zarr (chunks "
+              f"{'x'.join(map(str, sp['chunks']))}). Each run in a fresh subprocess; times after imports. "
+              f"connecto: `fragments(kind='affinities', block_shape={tuple(sp['chunks'])}, halo=16)` + `agglomerate(thresholds=[0.5])`, "
+              "reading and writing Zarr; workers=0 = threads in the process (2), workers=1/2 = LocalCluster processes, "
+              "started once per stage (fragments, graph, stitch). waterz: `agglomerate(affs, [0.5])` "
+              "(its zwatershed + agglomeration, single-threaded), affinities already in memory; the end-to-end column adds its Zarr "
+              f"read and write. Medians of {len(sp['runs']['waterz'])} runs. Peak RSS = sampled sum over the process tree.\n")
+        s += md_speed(sp)
+    if 'large' in res:
+        s += '\n### Out of core: >= 2 GiB of affinities\n' + md_large(res['large'])
+    return s + '<!-- END segment_vs_waterz -->\n'
+
+# ---------------------------------------------------------------- main
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--parts', default='quality,speed,large', help='comma-separated: quality, speed, large')
+    ap.add_argument('--speed-shape', type=triple, default=(64, 512, 512))
+    ap.add_argument('--large-shape', type=triple, default=(256, 1024, 768))
+    ap.add_argument('--block-shape', type=triple, default=(64, 256, 256), help='connecto blocks = Zarr chunks (speed and large)')
+    ap.add_argument('--reps', type=int, default=3, help='runs of each speed configuration')
+    ap.add_argument('--large-workers', type=int, default=2)
+    ap.add_argument('--workdir', default='/tmp/connecto-bench/segment')
+    ap.add_argument('--json', default=str(JSON_OUT))
+    ap.add_argument('--child', help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child: return child(a.child)
+    logging.getLogger('distributed').setLevel(logging.ERROR)
+    wd = Path(a.workdir); rmtree(wd); wd.mkdir(parents=True)
+    parts = a.parts.split(',')
+    res = dict(date=utc_date(), machine=machine(), versions=versions(),
+               command='python ' + ' '.join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:]))
+    if 'quality' in parts:
+        log('quality sweep')
+        res['quality'] = {n: quality_volume(n, wd / 'quality', THRESHOLDS) for n in VOLUMES}
+        res['transfer'] = transfer(res['quality'])
+    if 'speed' in parts:
+        log('speed'); res['speed'] = speed(wd / 'speed', a.speed_shape, a.block_shape, a.reps)
+    if 'large' in parts:
+        log('large'); res['large'] = large(wd / 'large', a.large_shape, a.block_shape, a.large_workers)
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(res, indent=1, default=str))
+    log(f"wrote {a.json}")
+    print(markdown(res))
+    rmtree(wd)
+
+if __name__ == '__main__':
+    main()
