@@ -28,9 +28,15 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 JSON_OUT = HERE / 'results' / 'segment_vs_waterz.json'
 THRESHOLDS = [round(0.1 * i, 1) for i in range(1, 10)]
-VOLUMES = {  # name: (boundary map, ground truth, given fragments), relative to the sample data folder
-    'fibsem-gala': ('fibsem-gala/train-p1.lzf.h5:stack', 'fibsem-gala/train-gt.lzf.h5:stack', 'fibsem-gala/train-ws.lzf.h5:stack'),
-    'snemi-mini': ('snemi-mini/train-probabilities.tif', 'snemi-mini/train-labels.tif', 'snemi-mini/train-fragments.tif'),
+VOLUMES = {  # name: boundary map, ground truth, given fragments (relative to the sample data folder); invert: use 1 - map;
+             # table: full table and threshold transfer (else only in the best-VOI table)
+    'fibsem-gala': dict(src='fibsem-gala/train-p1.lzf.h5:stack', gt='fibsem-gala/train-gt.lzf.h5:stack',
+                        frags='fibsem-gala/train-ws.lzf.h5:stack', invert=False, table=True),
+    # the stored SNEMI map is high inside cells and low on membranes (a cell-interior probability): inverted here
+    'snemi-mini': dict(src='snemi-mini/train-probabilities.tif', gt='snemi-mini/train-labels.tif',
+                       frags='snemi-mini/train-fragments.tif', invert=True, table=True),
+    'snemi-mini, map as stored': dict(src='snemi-mini/train-probabilities.tif', gt='snemi-mini/train-labels.tif',
+                                      frags='snemi-mini/train-fragments.tif', invert=False, table=False),
 }
 METHODS = {'a': 'connecto fragments + connecto agglomerate', 'b': 'waterz (own zwatershed fragments)',
            'c_connecto': 'connecto agglomerate, given fragments', 'c_waterz': 'waterz agglomerate, given fragments'}
@@ -119,17 +125,31 @@ def waterz_fragments(affs:np.ndarray)->int:
     return int(len(np.unique(seg[seg > 0])))
 
 # ---------------------------------------------------------------- part 1: quality
+def boundary_source(rel:str, invert:bool, wd:Path)->tuple:
+    "(spec, float32 map) of a sample boundary map; an inverted one is written to a scratch Zarr volume (1 - map) first."
+    from connecto.volume import from_array
+    spec = sample_spec(rel)
+    b = as_boundary_float(read(spec))
+    if not invert: return spec, b
+    b = 1 - b
+    spec = str(wd / 'inverted.zarr/boundaries')
+    rmtree(wd / 'inverted.zarr'); from_array(b, spec, chunks=b.shape)
+    return spec, b
+
 def quality_volume(name:str, wd:Path, thresholds)->dict:
     "All four methods on one sample volume: per method, per threshold, the scores and the number of segments."
-    src_rel, gt_rel, fr_rel = VOLUMES[name]
-    src, gt_spec, fr_spec = sample_spec(src_rel), sample_spec(gt_rel), sample_spec(fr_rel)
-    gt, given = read(gt_spec), read(fr_spec)
-    affs = boundary_affinities(as_boundary_float(read(src)))
-    runs = {'a': lambda: connecto_sweep(src, None, thresholds, wd / name / 'a'),
+    v = VOLUMES[name]
+    src_rel, gt_rel, fr_rel = v['src'], v['gt'], v['frags']
+    wd.mkdir(parents=True, exist_ok=True)
+    src, b = boundary_source(src_rel, v['invert'], wd)
+    fr_spec = sample_spec(fr_rel)
+    gt, given = read(sample_spec(gt_rel)), read(fr_spec)
+    affs = boundary_affinities(b)
+    runs = {'a': lambda: connecto_sweep(src, None, thresholds, wd / 'a'),
             'b': lambda: waterz_sweep(affs, thresholds),
-            'c_connecto': lambda: connecto_sweep(src, fr_spec, thresholds, wd / name / 'c'),
+            'c_connecto': lambda: connecto_sweep(src, fr_spec, thresholds, wd / 'c'),
             'c_waterz': lambda: waterz_sweep(affs, thresholds, given)}
-    out = dict(shape=list(gt.shape), source=src_rel, gt=gt_rel, given_fragments=fr_rel,
+    out = dict(shape=list(gt.shape), source=src_rel + (' (inverted: 1 - map)' if v['invert'] else ''), gt=gt_rel, given_fragments=fr_rel,
                given_fragment_count=int(len(np.unique(given[given > 0]))), waterz_fragments=waterz_fragments(affs), methods={})
     for m, run in runs.items():
         t = time.perf_counter(); segs, info = run(); sec = time.perf_counter() - t
@@ -141,7 +161,7 @@ def quality_volume(name:str, wd:Path, thresholds)->dict:
 
 def transfer(q:dict)->list:
     "Threshold transfer: the best-VOI threshold of one volume applied to the other, for each method."
-    names, rows = list(q), []
+    names, rows = [n for n in q if VOLUMES[n]['table']], []
     for m in METHODS:
         for a, b in ((names[0], names[1]), (names[1], names[0])):
             ta, tb = q[a]['methods'][m]['best'], q[b]['methods'][m]['best']
@@ -171,20 +191,19 @@ def _edges(lab:np.ndarray)->np.ndarray:
         b[tuple(hi)] |= d; b[tuple(lo)] |= d
     return b
 
-def voronoi_boundary(tree, lo, hi, sigma=1.0, noise=0.3, seed=0)->tuple:
+def voronoi_boundary(tree, lo, hi, sigma=1.0, noise=1.0, seed=0)->tuple:
     """Boundary map in [0, 1] and Voronoi labels over the region [lo, hi) (it may reach outside the volume): faces between
-    cells of the nearest global seed point, Gaussian-blurred, scaled, plus per-voxel hash noise."""
+    cells of the nearest global seed point (weight 1.6) plus per-voxel hash noise, Gaussian-blurred (so the noise is smooth,
+    as in a CNN prediction), clipped to [0, 1]. Only global coordinates enter, so overlapping blocks agree."""
     from scipy.ndimage import gaussian_filter
     m = int(np.ceil(4 * sigma)) + 1
-    axes = [np.arange(a - m, b + m) for a, b in zip(lo, hi)]
-    z, y, x = np.meshgrid(*axes, indexing='ij')
+    z, y, x = np.meshgrid(*[np.arange(a - m, b + m) for a, b in zip(lo, hi)], indexing='ij')
     lab = tree.query(np.stack([z.ravel(), y.ravel(), x.ravel()], 1).astype(np.float64), workers=-1)[1]
     lab = lab.reshape(z.shape).astype(np.uint32)
+    raw = 1.6 * _edges(lab) + noise * (_hash_uniform(z, y, x, seed) - 0.5)
     del z, y, x
-    b = gaussian_filter(_edges(lab).astype(np.float32), sigma)[m:-m, m:-m, m:-m]
-    z, y, x = np.meshgrid(*[ax[m:-m] for ax in axes], indexing='ij')
-    b = np.clip(1.6 * b + noise * (_hash_uniform(z, y, x, seed) - 0.5), 0, 1)
-    return b, lab[m:-m, m:-m, m:-m] + 1
+    core = (slice(m, -m),) * 3
+    return np.clip(gaussian_filter(raw.astype(np.float32), sigma)[core], 0, 1), lab[core] + 1
 
 def write_voronoi(aff_spec:str, shape, chunks, spacing=24., seed=0, gt_spec:str|None=None)->dict:
     """Generate float32 affinities (3, *shape) of a Voronoi boundary map into a new Zarr volume, one chunk at a time
@@ -209,31 +228,48 @@ def write_voronoi(aff_spec:str, shape, chunks, spacing=24., seed=0, gt_spec:str|
     return dict(cells=n, seconds=round(time.perf_counter() - t, 1), stored_gib=round(gib(du(aff_spec.split('.zarr')[0] + '.zarr')), 3))
 
 # ---------------------------------------------------------------- subprocess runs (peak RSS per run)
+class ProcPeaks(TreeRSS):
+    "`TreeRSS` that also keeps the peak RSS of each process of the tree (pid -> bytes), to see where the memory is."
+    def __init__(self, interval=0.1):
+        super().__init__(interval); self.per_proc = {}
+    def _sample(self):
+        import psutil
+        super()._sample()
+        me = psutil.Process()
+        for p in [me] + me.children(recursive=True):
+            with contextlib.suppress(psutil.Error): self.per_proc[p.pid] = max(self.per_proc.get(p.pid, 0), p.memory_info().rss)
+
 def child(task_path:str):
     "Run one task described in a JSON file in this (child) process, write its result next to it."
     task = json.loads(Path(task_path).read_text())
     logging.getLogger('distributed').setLevel(logging.ERROR)
-    with TreeRSS(0.1) as rss:
+    with ProcPeaks(0.1) as rss:
         res = {'connecto': run_connecto, 'waterz': run_waterz}[task.pop('what')](**task)
-    res.update(peak_tree_rss=rss.peak, peak_tree_anon=rss.peak_anon, peak_procs=rss.peak_procs, rss_samples=rss.samples,
+    others = sorted((v for k, v in rss.per_proc.items() if k != os.getpid()), reverse=True)
+    res.update(peak_tree_rss=rss.peak, peak_main=rss.per_proc.get(os.getpid(), 0), peak_others=others,
+               peak_tree_anon=rss.peak_anon, peak_procs=rss.peak_procs, rss_samples=rss.samples,
                maxrss_self=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                maxrss_children=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
     Path(task_path).with_suffix('.out.json').write_text(json.dumps(res))
 
-def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo=16)->dict:
-    "connecto fragments (affinities) + agglomerate (graph, merges, stitch) at one threshold, outputs in Zarr; times."
+def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo=16, cache_gb=None)->dict:
+    """connecto fragments (affinities) + agglomerate (graph, merges, stitch) at one threshold, outputs in Zarr; times.
+    `cache_gb`: the config's `cache_size_gb` (decoded-chunk cache per process), None = default."""
+    from connecto.config import Config
     from connecto.fragments import fragments
     from connecto.agglomerate import agglomerate
     rmtree(out)
+    cfg = Config() if cache_gb is None else Config(cache_size_gb=cache_gb)
     t = time.perf_counter()
-    fr = fragments(aff, f'{out}/fragments', kind='affinities', block_shape=block_shape, halo=halo, workers=workers, progress=False)
+    fr = fragments(aff, f'{out}/fragments', kind='affinities', block_shape=block_shape, halo=halo, workers=workers, progress=False,
+                   config=cfg)
     t1 = time.perf_counter()
     ag = agglomerate(f'{out}/fragments', aff, f'{out}/seg', thresholds=[threshold], kind='affinities', block_shape=block_shape,
-                     workers=workers, progress=False)
+                     workers=workers, progress=False, config=cfg)
     t2 = time.perf_counter()
     return dict(seconds=t2 - t, fragments_seconds=t1 - t, agglomerate_seconds=t2 - t1, stages=ag.stages, fragments=fr.fragments,
                 edges=ag.edges, merges=ag.merges, segments=ag.outputs[0]['segments'], seg=ag.outputs[0]['out'],
-                fragments_report_seconds=fr.seconds)
+                fragments_report_seconds=fr.seconds, cache_size_gb=cfg.cache_size_gb)
 
 def run_waterz(aff:str, out:str, threshold=0.5, **_)->dict:
     "waterz (own watershed + agglomeration, one threshold) on the affinities read from Zarr; segmentation written to Zarr."
@@ -301,43 +337,52 @@ def speed(wd:Path, shape, chunks, reps:int)->dict:
                 profile=profile_block(aff, chunks), load_note=load_note(conts), max_foreign=max(c.share for c in conts))
 
 # ---------------------------------------------------------------- part 4: large volume
-def large(wd:Path, shape, chunks, workers:int)->dict:
-    "Generate >= 2 GiB of affinities blockwise, then one connecto fragments + agglomerate run in a subprocess."
+def large(wd:Path, shape, chunks, workers:int, caches)->dict:
+    """Generate >= 2 GiB of affinities blockwise, then connecto fragments + agglomerate in a subprocess, once per chunk-cache
+    size in `caches` (None = the default config)."""
     aff = str(wd / 'large.zarr/affinities')
     rmtree(wd / 'large.zarr')
     nbytes = 3 * int(np.prod(shape)) * 4
     log(f"  large volume 3x{shape} float32 = {gib(nbytes):.2f} GiB: generating")
     gen = write_voronoi(aff, shape, chunks)
     log(f"  generated in {gen['seconds']} s ({gen['stored_gib']} GiB stored)")
-    res, ct = run_child(dict(what='connecto', aff=aff, out=str(wd / 'large-run.zarr'), workers=workers, block_shape=list(chunks)),
-                        wd / 'tasks')
-    log(f"  connecto workers={workers}: {res['seconds']:.1f} s, peak tree RSS {gib(res['peak_tree_rss']):.2f} GiB")
+    runs, conts = [], []
+    for c in caches:
+        res, ct = run_child(dict(what='connecto', aff=aff, out=str(wd / 'large-run.zarr'), workers=workers, block_shape=list(chunks),
+                                 cache_gb=c), wd / 'tasks')
+        runs.append(res); conts.append(ct)
+        log(f"  connecto workers={workers}, cache_size_gb={res['cache_size_gb']}: {res['seconds']:.1f} s, "
+            f"peak tree RSS {gib(res['peak_tree_rss']):.2f} GiB (foreign load {ct.share:.0%})")
     rmtree(wd / 'large.zarr'); rmtree(wd / 'large-run.zarr')
-    return dict(shape=list(shape), chunks=list(chunks), workers=workers, input_bytes=nbytes, generate=gen, run=res,
-                load_note=load_note([ct]), foreign=ct.share)
+    return dict(shape=list(shape), chunks=list(chunks), workers=workers, input_bytes=nbytes, generate=gen, runs=runs,
+                load_note=load_note(conts))
 
 # ---------------------------------------------------------------- Markdown
+def md_cell(r:dict, best:bool)->str:
+    "One table cell: VOI split / merge / total (bold if best), ARAND, segments."
+    b = '**' if best else ''
+    return f"{r['voi_split']:.2f} / {r['voi_merge']:.2f} / {b}{r['voi']:.2f}{b}, {r['arand']:.3f}, {r['segments']}"
+
 def md_quality(q:dict)->str:
-    "One table per volume (rows: thresholds; columns: methods), best VOI per method, threshold transfer."
+    "One table per volume (rows: thresholds; columns: methods), then the best VOI per method."
     s = ''
     for name, v in q.items():
+        if not VOLUMES[name]['table']: continue
         s += (f"\n**{name}** ({'x'.join(map(str, v['shape']))}, boundary map `{v['source']}`, ground truth `{v['gt']}`; "
               f"fragments: connecto {v['methods']['a'].get('fragments')}, waterz {v['waterz_fragments']}, "
               f"given `{v['given_fragments']}` {v['given_fragment_count']}). Cells: VOI split / merge / **total**, ARAND, segments.\n\n")
-        s += '| t | ' + ' | '.join(f"({m.split('_')[0]}) {METHODS[m]}" for m in METHODS) + ' |\n'
-        s += '|---' * (len(METHODS) + 1) + '|\n'
+        s += '| t | ' + ' | '.join(f"({m.split('_')[0]}) {METHODS[m]}" for m in METHODS) + ' |\n' + '|---' * (len(METHODS) + 1) + '|\n'
         for t in v['methods']['a']['rows']:
-            cells = []
-            for m in METHODS:
-                r = v['methods'][m]['rows'][t]
-                best = '**' if v['methods'][m]['best'] == t else ''
-                cells.append(f"{r['voi_split']:.2f} / {r['voi_merge']:.2f} / {best}{r['voi']:.2f}{best}, {r['arand']:.3f}, {r['segments']}")
-            s += f"| {t} | " + ' | '.join(cells) + ' |\n'
-    s += '\nBest VOI per method (threshold in brackets):\n\n| method | ' + ' | '.join(q) + ' |\n|---|' + '---|' * len(q) + '\n'
+            s += f"| {t} | " + ' | '.join(md_cell(v['methods'][m]['rows'][t], v['methods'][m]['best'] == t) for m in METHODS) + ' |\n'
+    s += ('\nBest VOI per method: VOI (threshold), ARAND; "end" = the best threshold is the last of the sweep, so the optimum may '
+          'lie beyond it.\n\n| method | ' + ' | '.join(q) + ' |\n|---|' + '---|' * len(q) + '\n')
     for m in METHODS:
-        s += f"| ({m.split('_')[0]}) {METHODS[m]} | " + ' | '.join(
-            f"{q[n]['methods'][m]['rows'][q[n]['methods'][m]['best']]['voi']:.3f} ({q[n]['methods'][m]['best']}), "
-            f"ARAND {q[n]['methods'][m]['rows'][q[n]['methods'][m]['best']]['arand']:.3f}" for n in q) + ' |\n'
+        cells = []
+        for n in q:
+            mm = q[n]['methods'][m]; r = mm['rows'][mm['best']]
+            end = ', end' if mm['best'] == list(mm['rows'])[-1] else ''
+            cells.append(f"{r['voi']:.3f} ({mm['best']}{end}), {r['arand']:.3f}")
+        s += f"| ({m.split('_')[0]}) {METHODS[m]} | " + ' | '.join(cells) + ' |\n'
     return s
 
 def md_transfer(rows:list)->str:
@@ -349,18 +394,23 @@ def md_transfer(rows:list)->str:
               f"{r['voi']:.3f} | {r['best_threshold']} | {r['best_voi']:.3f} | {r['loss']:+.3f} |\n")
     return s
 
+def md_procs(r:dict)->str:
+    "Peak RSS of the main process and of the largest other process of the tree, GiB."
+    o = r.get('peak_others') or []
+    return f"{gib(r['peak_main']):.2f}" + (f" / {gib(o[0]):.2f}" if o else '')
+
 def md_speed(sp:dict)->str:
     "Speed table (medians, ratio to waterz, peak RSS) and where connecto's time goes."
     n = int(np.prod(sp['shape']))
     wz = median([r['seconds'] for r in sp['runs']['waterz']])
     wz_e2e = median([r['end_to_end_seconds'] for r in sp['runs']['waterz']])
-    s = ('\n| run | times (s) | median (s) | Mvoxel/s | time / waterz | time / waterz end-to-end | peak tree RSS (GiB) | segments | VOI vs Voronoi labels |\n'
-         '|---|---|---|---|---|---|---|---|---|\n')
+    s = ('\n| run | times (s) | median (s) | Mvoxel/s | time / waterz | time / waterz end-to-end | peak tree RSS (GiB) | main / largest other process (GiB) | segments | VOI vs Voronoi labels |\n'
+         '|---|---|---|---|---|---|---|---|---|---|\n')
     for name, rs in sp['runs'].items():
         ts = [r['seconds'] for r in rs]; m = median(ts)
         q = sp['quality_vs_voronoi'][name]
         s += (f"| {name} | {', '.join(f'{t:.1f}' for t in ts)} | {m:.1f} | {n / m / 1e6:.2f} | {m / wz:.1f}x | {m / wz_e2e:.1f}x | "
-              f"{gib(max(r['peak_tree_rss'] for r in rs)):.2f} | {rs[-1]['segments']} | {q['voi']:.2f} ({q['voi_split']:.2f} / {q['voi_merge']:.2f}) |\n")
+              f"{gib(max(r['peak_tree_rss'] for r in rs)):.2f} | {md_procs(max(rs, key=lambda r: r['peak_tree_rss']))} | {rs[-1]['segments']} | {q['voi']:.2f} ({q['voi_split']:.2f} / {q['voi_merge']:.2f}) |\n")
     we = sp['runs']['waterz']
     s += (f"\n- waterz end-to-end (read affinities from Zarr + agglomerate + write segmentation to Zarr): median {wz_e2e:.1f} s "
           f"(read {median([r['read_seconds'] for r in we]):.1f} s, write {median([r['write_seconds'] for r in we]):.1f} s)\n")
@@ -378,20 +428,23 @@ def md_speed(sp:dict)->str:
     return s + sp['load_note']
 
 def md_large(lg:dict)->str:
-    "Large-volume table."
-    r, n = lg['run'], int(np.prod(lg['shape']))
-    st = r['stages']
-    return (f"\nGenerated Voronoi affinities 3x{'x'.join(map(str, lg['shape']))} float32 = **{gib(lg['input_bytes']):.2f} GiB** "
-            f"({lg['generate']['cells']} cells; written chunk by chunk to Zarr, chunks {'x'.join(map(str, lg['chunks']))}, zstd-3, "
-            f"{lg['generate']['stored_gib']:.2f} GiB on disk, in {lg['generate']['seconds']:.0f} s). "
-            f"`fragments(kind='affinities', block_shape={tuple(lg['chunks'])}, workers={lg['workers']})` + "
-            f"`agglomerate(thresholds=[0.5])`, in a subprocess; RSS of its whole tree sampled every 0.1 s.\n\n"
-            f"| wall (s) | Mvoxel/s | fragments (s) | graph (s) | merges (s) | stitch (s) | fragments | edges | segments | peak tree RSS (GiB) | input / peak RSS |\n"
-            f"|---|---|---|---|---|---|---|---|---|---|---|\n"
-            f"| {r['seconds']:.0f} | {n / r['seconds'] / 1e6:.2f} | {r['fragments_seconds']:.0f} | {st['graph']:.0f} | {st['agglomerate']:.0f} | "
-            f"{st['stitch']:.0f} | {r['fragments']} | {r['edges']} | {r['segments']} | **{gib(r['peak_tree_rss']):.2f}** "
-            f"(anon {gib(r['peak_tree_anon']):.2f}, {r['peak_procs']} processes) | {lg['input_bytes'] / r['peak_tree_rss']:.1f}x |\n"
-            + lg['load_note'])
+    "Large-volume table: one row per chunk-cache size."
+    n = int(np.prod(lg['shape']))
+    s = (f"\nGenerated Voronoi affinities 3x{'x'.join(map(str, lg['shape']))} float32 = **{gib(lg['input_bytes']):.2f} GiB** "
+         f"({lg['generate']['cells']} cells; written chunk by chunk to Zarr, chunks {'x'.join(map(str, lg['chunks']))}, zstd-3, "
+         f"{lg['generate']['stored_gib']:.2f} GiB on disk, in {lg['generate']['seconds']:.0f} s). "
+         f"`fragments(kind='affinities', block_shape={tuple(lg['chunks'])}, workers={lg['workers']})` + "
+         f"`agglomerate(thresholds=[0.5])`, in a subprocess; RSS of its whole tree sampled every 0.1 s. `cache_size_gb` is the "
+         f"config's decoded-chunk cache per process (default 1.0).\n\n"
+         "| cache_size_gb | wall (s) | Mvoxel/s | fragments (s) | graph (s) | merges (s) | stitch (s) | fragments | edges | segments "
+         "| peak tree RSS (GiB) | main / largest other process (GiB) | input / peak RSS |\n" + '|---' * 13 + '|\n')
+    for r in lg['runs']:
+        st = r['stages']
+        s += (f"| {r['cache_size_gb']:g} | {r['seconds']:.0f} | {n / r['seconds'] / 1e6:.2f} | {r['fragments_seconds']:.0f} | "
+              f"{st['graph']:.0f} | {st['agglomerate']:.0f} | {st['stitch']:.0f} | {r['fragments']} | {r['edges']} | {r['segments']} | "
+              f"**{gib(r['peak_tree_rss']):.2f}** (anon {gib(r['peak_tree_anon']):.2f}, {r['peak_procs']} processes) | {md_procs(r)} | "
+              f"{lg['input_bytes'] / r['peak_tree_rss']:.1f}x |\n")
+    return s + lg['load_note']
 
 def markdown(res:dict)->str:
     "The whole Markdown section."
@@ -427,8 +480,12 @@ def main():
     ap.add_argument('--speed-shape', type=triple, default=(64, 512, 512))
     ap.add_argument('--large-shape', type=triple, default=(256, 1024, 768))
     ap.add_argument('--block-shape', type=triple, default=(64, 256, 256), help='connecto blocks = Zarr chunks (speed and large)')
+    ap.add_argument('--thresholds', type=lambda s: [float(t) for t in s.split(',')], default=THRESHOLDS,
+                    help='quality sweep, comma-separated (default 0.1,...,0.9)')
     ap.add_argument('--reps', type=int, default=3, help='runs of each speed configuration')
     ap.add_argument('--large-workers', type=int, default=2)
+    ap.add_argument('--large-cache-gb', default='default,0.25',
+                    help="comma-separated cache_size_gb values, one large run each ('default' = the default config)")
     ap.add_argument('--workdir', default='/tmp/connecto-bench/segment')
     ap.add_argument('--json', default=str(JSON_OUT))
     ap.add_argument('--child', help=argparse.SUPPRESS)
@@ -441,12 +498,13 @@ def main():
                command='python ' + ' '.join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:]))
     if 'quality' in parts:
         log('quality sweep')
-        res['quality'] = {n: quality_volume(n, wd / 'quality', THRESHOLDS) for n in VOLUMES}
+        res['quality'] = {n: quality_volume(n, wd / 'quality' / str(i), a.thresholds) for i, n in enumerate(VOLUMES)}
         res['transfer'] = transfer(res['quality'])
     if 'speed' in parts:
         log('speed'); res['speed'] = speed(wd / 'speed', a.speed_shape, a.block_shape, a.reps)
     if 'large' in parts:
-        log('large'); res['large'] = large(wd / 'large', a.large_shape, a.block_shape, a.large_workers)
+        log('large'); res['large'] = large(wd / 'large', a.large_shape, a.block_shape, a.large_workers,
+                                                   [None if c == 'default' else float(c) for c in a.large_cache_gb.split(',')])
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(res, indent=1, default=str))
     log(f"wrote {a.json}")
