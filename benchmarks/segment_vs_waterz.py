@@ -7,19 +7,22 @@ Parts (`--parts`, default all):
   speed     a generated Voronoi-like 64x512x512 volume (affinities in Zarr): connecto fragments + agglomerate (t=0.5)
             with workers=0, 1, 2 vs waterz (single-threaded, one threshold), each run in a subprocess (peak RSS of its tree)
   large     generated >= 2 GiB float32 affinities (3x256x1024x768), written blockwise to Zarr; connecto fragments +
-            agglomerate with workers=2, blocks 64x256x256; wall time, voxels/s, peak RSS of the process tree
+            agglomerate with workers=2, blocks 64x256x256; wall time, voxels/s, peak RSS of the process tree; once with
+            the default config and once with cache_size_gb=0.25 (`--large-cache-gb`)
 
 Prints a Markdown section to stdout (progress goes to stderr) and writes benchmarks/results/segment_vs_waterz.json.
 
-    python benchmarks/segment_vs_waterz.py                      # everything, ~30 min on 2 cores
-    python benchmarks/segment_vs_waterz.py --parts quality      # ~1 min
-    python benchmarks/segment_vs_waterz.py --speed-shape 32,256,256 --large-shape 64,256,256 --reps 1   # smoke test
+    python benchmarks/segment_vs_waterz.py                      # everything, ~33 min on 2 cores (large part ~21 min)
+    python benchmarks/segment_vs_waterz.py --parts quality      # ~2 min
+    # smoke test, ~3 min:
+    python benchmarks/segment_vs_waterz.py --speed-shape 32,256,256 --large-shape 64,256,512 --reps 1 --large-cache-gb default --json /tmp/smoke.json
+    python benchmarks/segment_vs_waterz.py --from-json benchmarks/results/segment_vs_waterz.json   # Markdown again
 
 Run from the repository root (sample data are found with `connecto.volume.sample_data`, i.e. `shared/data` above the
 working directory, or $CONNECTO_DATA).
 """
 from __future__ import annotations
-import argparse, contextlib, ctypes, json, logging, os, resource, subprocess, sys, time
+import argparse, contextlib, ctypes, json, logging, os, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine, median, gib, rmtree, du, TreeRSS, Contention, load_note
@@ -136,6 +139,12 @@ def boundary_source(rel:str, invert:bool, wd:Path)->tuple:
     rmtree(wd / 'inverted.zarr'); from_array(b, spec, chunks=b.shape)
     return spec, b
 
+def map_check(b:np.ndarray, gt:np.ndarray)->dict:
+    "Is `b` a boundary map? Its mean on the faces between ground-truth labels vs elsewhere, and the share of voxels above 0.5."
+    faces = _edges(gt)
+    return dict(on_faces=round(float(b[faces].mean()), 3), elsewhere=round(float(b[~faces].mean()), 3),
+                above_half=round(float((b > 0.5).mean()), 3))
+
 def quality_volume(name:str, wd:Path, thresholds)->dict:
     "All four methods on one sample volume: per method, per threshold, the scores and the number of segments."
     v = VOLUMES[name]
@@ -150,7 +159,8 @@ def quality_volume(name:str, wd:Path, thresholds)->dict:
             'c_connecto': lambda: connecto_sweep(src, fr_spec, thresholds, wd / 'c'),
             'c_waterz': lambda: waterz_sweep(affs, thresholds, given)}
     out = dict(shape=list(gt.shape), source=src_rel + (' (inverted: 1 - map)' if v['invert'] else ''), gt=gt_rel, given_fragments=fr_rel,
-               given_fragment_count=int(len(np.unique(given[given > 0]))), waterz_fragments=waterz_fragments(affs), methods={})
+               given_fragment_count=int(len(np.unique(given[given > 0]))), waterz_fragments=waterz_fragments(affs),
+               stored_map=map_check(as_boundary_float(read(sample_spec(src_rel))), gt), methods={})
     for m, run in runs.items():
         t = time.perf_counter(); segs, info = run(); sec = time.perf_counter() - t
         rows = {str(th): {**score(seg, gt), 'segments': int(len(np.unique(seg[seg > 0])))} for th, seg in segs.items()}
@@ -228,8 +238,14 @@ def write_voronoi(aff_spec:str, shape, chunks, spacing=24., seed=0, gt_spec:str|
     return dict(cells=n, seconds=round(time.perf_counter() - t, 1), stored_gib=round(gib(du(aff_spec.split('.zarr')[0] + '.zarr')), 3))
 
 # ---------------------------------------------------------------- subprocess runs (peak RSS per run)
+def vm_hwm(pid)->int:
+    """Peak RSS of a process so far (VmHWM of /proc/PID/status, bytes; 0 if gone). Exact, unlike sampling, and unlike
+    getrusage's ru_maxrss it is not inherited from the parent at fork/exec."""
+    try: return next(int(l.split()[1]) * 1024 for l in open(f'/proc/{pid}/status') if l.startswith('VmHWM:'))
+    except (OSError, StopIteration): return 0
+
 class ProcPeaks(TreeRSS):
-    "`TreeRSS` that also keeps the peak RSS of each process of the tree (pid -> bytes), to see where the memory is."
+    "`TreeRSS` that also keeps the peak RSS (VmHWM) of each process of the tree (pid -> bytes), to see where the memory is."
     def __init__(self, interval=0.1):
         super().__init__(interval); self.per_proc = {}
     def _sample(self):
@@ -237,7 +253,7 @@ class ProcPeaks(TreeRSS):
         super()._sample()
         me = psutil.Process()
         for p in [me] + me.children(recursive=True):
-            with contextlib.suppress(psutil.Error): self.per_proc[p.pid] = max(self.per_proc.get(p.pid, 0), p.memory_info().rss)
+            self.per_proc[p.pid] = max(self.per_proc.get(p.pid, 0), vm_hwm(p.pid))
 
 def child(task_path:str):
     "Run one task described in a JSON file in this (child) process, write its result next to it."
@@ -247,9 +263,7 @@ def child(task_path:str):
         res = {'connecto': run_connecto, 'waterz': run_waterz}[task.pop('what')](**task)
     others = sorted((v for k, v in rss.per_proc.items() if k != os.getpid()), reverse=True)
     res.update(peak_tree_rss=rss.peak, peak_main=rss.per_proc.get(os.getpid(), 0), peak_others=others,
-               peak_tree_anon=rss.peak_anon, peak_procs=rss.peak_procs, rss_samples=rss.samples,
-               maxrss_self=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-               maxrss_children=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+               peak_tree_anon=rss.peak_anon, peak_procs=rss.peak_procs, rss_samples=rss.samples)
     Path(task_path).with_suffix('.out.json').write_text(json.dumps(res))
 
 def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo=16, cache_gb=None)->dict:
@@ -300,20 +314,27 @@ def run_child(task:dict, wd:Path)->tuple:
     return res, ct
 
 # ---------------------------------------------------------------- part 3: speed
-def profile_block(aff:str, block_shape, halo=16)->dict:
-    "Seconds of each step of connecto's fragment_block on the first block (one thread): read, seeds, watershed, renumber."
+def profile_block(aff:str, block_shape, halo=16, min_size=20)->dict:
+    """Seconds of each step of connecto's `fragment_block` on the first block, in one thread: read, seeds, and the two
+    watersheds of `connecto.fragments._flood` (the second re-floods the block to dissolve fragments below `min_size`)."""
     import fastremap
+    from skimage.segmentation import watershed
     from connecto.volume import Volume
-    from connecto.fragments import as_boundaries, minima_seeds, _flood
-    v = Volume(aff); out = {}
-    t = time.perf_counter()
-    data = v.read([-halo] * 3, [b + halo for b in block_shape], pad_mode='reflect'); out['read'] = time.perf_counter() - t
-    t = time.perf_counter(); b = as_boundaries(data, 'affinities'); out['as_boundaries'] = time.perf_counter() - t
-    t = time.perf_counter(); s = minima_seeds(b); out['minima_seeds'] = time.perf_counter() - t
-    t = time.perf_counter(); f = _flood(b, s, 20); out['watershed (skimage) + small-fragment pass'] = time.perf_counter() - t
-    t = time.perf_counter(); fastremap.renumber(f.astype(np.uint32), in_place=True); out['renumber'] = time.perf_counter() - t
-    out['voxels'] = int(b.size)
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+    from connecto.fragments import as_boundaries, minima_seeds
+    v, out, t = Volume(aff), {}, time.perf_counter()
+    def lap(name):
+        nonlocal t
+        out[name] = round(time.perf_counter() - t, 3); t = time.perf_counter()
+    data = v.read([-halo] * 3, [b + halo for b in block_shape], pad_mode='reflect'); lap('read')
+    b = as_boundaries(data, 'affinities'); lap('as_boundaries')
+    s = minima_seeds(b); lap('minima_seeds')
+    f = watershed(b, s); lap('watershed, pass 1')
+    ids, counts = fastremap.unique(f, return_counts=True)
+    small = ids[(counts < min_size) & (ids > 0)]
+    if len(small): f = watershed(b, fastremap.mask(f, small))
+    lap('watershed, pass 2 (small fragments)')
+    fastremap.renumber(f.astype(np.uint32), in_place=True); lap('renumber')
+    return dict(out, voxels=int(b.size), seeds=int(s.max()), small=int(len(small)))
 
 def speed(wd:Path, shape, chunks, reps:int)->dict:
     "Generate the speed volume, then time waterz and connecto (workers 0, 1, 2) `reps` times each in subprocesses."
@@ -423,8 +444,8 @@ def md_speed(sp:dict)->str:
     c = sp['runs']['connecto w0'][-1]
     p = sp['profile']
     s += (f"\n- connecto graph: {c['fragments']} fragments, {c['edges']} edges, {c['merges']} merges at t=0.5\n"
-          f"- one block's fragment step ({p['voxels'] / 1e6:.1f} M voxels incl. halo, one thread): "
-          + ', '.join(f"{k} {v:.2f} s" for k, v in p.items() if k != 'voxels') + '\n')
+          f"- one block's fragment step ({p['voxels'] / 1e6:.1f} M voxels incl. halo, one thread; {p['seeds']} seeds, of which "
+          f"{p['small']} end up below min_size): " + ', '.join(f"{k} {v:.2f} s" for k, v in p.items() if isinstance(v, float)) + '\n')
     return s + sp['load_note']
 
 def md_large(lg:dict)->str:
@@ -434,7 +455,8 @@ def md_large(lg:dict)->str:
          f"({lg['generate']['cells']} cells; written chunk by chunk to Zarr, chunks {'x'.join(map(str, lg['chunks']))}, zstd-3, "
          f"{lg['generate']['stored_gib']:.2f} GiB on disk, in {lg['generate']['seconds']:.0f} s). "
          f"`fragments(kind='affinities', block_shape={tuple(lg['chunks'])}, workers={lg['workers']})` + "
-         f"`agglomerate(thresholds=[0.5])`, in a subprocess; RSS of its whole tree sampled every 0.1 s. `cache_size_gb` is the "
+         f"`agglomerate(thresholds=[0.5])`, in a subprocess; RSS of its whole tree summed every 0.1 s (per-process peaks: "
+         f"VmHWM, exact). `cache_size_gb` is the "
          f"config's decoded-chunk cache per process (default 1.0).\n\n"
          "| cache_size_gb | wall (s) | Mvoxel/s | fragments (s) | graph (s) | merges (s) | stitch (s) | fragments | edges | segments "
          "| peak tree RSS (GiB) | main / largest other process (GiB) | input / peak RSS |\n" + '|---' * 13 + '|\n')
@@ -444,13 +466,80 @@ def md_large(lg:dict)->str:
               f"{st['graph']:.0f} | {st['agglomerate']:.0f} | {st['stitch']:.0f} | {r['fragments']} | {r['edges']} | {r['segments']} | "
               f"**{gib(r['peak_tree_rss']):.2f}** (anon {gib(r['peak_tree_anon']):.2f}, {r['peak_procs']} processes) | {md_procs(r)} | "
               f"{lg['input_bytes'] / r['peak_tree_rss']:.1f}x |\n")
-    return s + lg['load_note']
+    return s + '\n' + lg['load_note']
+
+def findings_quality(q:dict, tr:list)->list:
+    "Summary lines for the quality part, from the numbers."
+    names = [n for n in q if VOLUMES[n]['table']]
+    best = lambda n, m: q[n]['methods'][m]['rows'][q[n]['methods'][m]['best']]['voi']
+    same = max(abs(q[n]['methods']['c_connecto']['rows'][t]['voi'] - q[n]['methods']['c_waterz']['rows'][t]['voi'])
+               for n in names for t in q[n]['methods']['c_waterz']['rows'])
+    out = ["**Same fragments, same result**: on the given fragments the two agglomerators agree to within "
+           f"{same:.3f} bits of VOI at every threshold on both volumes (connecto quantizes affinities to 255 levels)",
+           "**Own fragments**: best VOI connecto " + ', '.join(f"{best(n, 'a'):.3f}" for n in names) + " vs waterz "
+           + ', '.join(f"{best(n, 'b'):.3f}" for n in names) + f" ({', '.join(names)}); the difference is the fragments "
+           "(connecto: minima seeds + min_size 20; waterz: zwatershed, many more fragments)"]
+    ends = [n for n in names if any(q[n]['methods'][m]['best'] == list(q[n]['methods'][m]['rows'])[-1] for m in METHODS)]
+    if ends: out.append(f"on {', '.join(ends)} the best threshold is the last of the sweep (VOI still falling): the optimum lies higher")
+    out.append("**Thresholds do not transfer** between these volumes: VOI lost " + ', '.join(
+        f"{r['loss']:+.2f} ({r['method'].split('_')[0]}{'-' + r['method'].split('_')[1] if '_' in r['method'] else ''}, "
+        f"{r['tuned_on']} -> {r['applied_to']})" for r in tr if r['method'] in ('a', 'b')))
+    for n in q:
+        m = q[n]['stored_map']
+        if m['elsewhere'] > m['on_faces']:
+            out.append(f"`{VOLUMES[n]['src']}` is **not a boundary map**: mean {m['on_faces']} on the faces between ground-truth "
+                       f"labels vs {m['elsewhere']} elsewhere, {m['above_half'] * 100:.0f}% of voxels above 0.5 (high inside cells). "
+                       "It is inverted for the tables; 'map as stored' shows the result of using it as boundaries")
+            break
+    return out
+
+def findings_speed(sp:dict)->list:
+    "Summary lines for the speed part."
+    med = {k: median([r['seconds'] for r in rs]) for k, rs in sp['runs'].items()}
+    cs = {k: v for k, v in med.items() if k.startswith('connecto')}
+    fast = min(cs, key=cs.get)
+    frag = median([r['fragments_seconds'] for r in sp['runs'][fast]])
+    p = sp['profile']
+    ws = p['watershed, pass 1'] + p['watershed, pass 2 (small fragments)']
+    step = sum(v for v in p.values() if isinstance(v, float))
+    return [f"**connecto is {cs[fast] / med['waterz']:.0f}x slower than waterz** on {'x'.join(map(str, sp['shape']))}: best "
+            f"connecto run ({fast}) {cs[fast]:.1f} s vs waterz {med['waterz']:.1f} s "
+            f"({int(np.prod(sp['shape'])) / cs[fast] / 1e6:.2f} vs {int(np.prod(sp['shape'])) / med['waterz'] / 1e6:.1f} Mvoxel/s)",
+            f"where the time goes: the fragments stage is {frag / cs[fast] * 100:.0f}% of it; within one block, scikit-image's "
+            f"watershed is {ws / step * 100:.0f}% ({p['watershed, pass 1']:.1f} s for the first pass and "
+            f"{p['watershed, pass 2 (small fragments)']:.1f} s for a second full pass over the block that only dissolves "
+            f"{p['small']} of {p['seeds']} seeds' fragments below min_size); graph, merges and stitch together take "
+            f"{cs[fast] - frag:.1f} s",
+            f"speed-up from 1 to 2 worker processes {med['connecto w1'] / med['connecto w2']:.2f}x; threads (workers=0) "
+            f"{med['connecto w0']:.1f} s vs 2 processes {med['connecto w2']:.1f} s (each stage starts its own LocalCluster)"]
+
+def findings_large(lg:dict)->list:
+    "Summary lines for the large part."
+    out = []
+    for r in lg['runs']:
+        ratio = r['peak_tree_rss'] / lg['input_bytes']
+        out.append(f"cache_size_gb={r['cache_size_gb']:g}: peak RSS {gib(r['peak_tree_rss']):.2f} GiB = **{ratio:.2f}x the "
+                   f"{gib(lg['input_bytes']):.2f} GiB input** ({'well below' if ratio < 0.5 else 'only just below' if ratio < 1 else 'ABOVE'} "
+                   f"it); largest worker "
+                   f"{gib(r['peak_others'][0]):.2f} GiB, main process {gib(r['peak_main']):.2f} GiB")
+    out.append("per worker: one block's context (96x288x288 = 8 M voxels, 3 float32 channels) and its watershed take ~0.8 GiB, "
+               "plus up to cache_size_gb of decoded chunks; the main process holds the region graph")
+    return out
+
+def md_findings(res:dict)->str:
+    "The findings, as a bullet list."
+    lines = []
+    if 'quality' in res: lines += findings_quality(res['quality'], res['transfer'])
+    if 'speed' in res: lines += findings_speed(res['speed'])
+    if 'large' in res: lines += findings_large(res['large'])
+    return '\n### Findings\n\n' + ''.join(f"- {l}\n" for l in lines)
 
 def markdown(res:dict)->str:
     "The whole Markdown section."
     v = res['versions']
     s = (f"<!-- BEGIN segment_vs_waterz -->\n## 4. Segmentation: connecto vs waterz\n\n- date: {res['date']}\n- machine: {res['machine']}\n"
          f"- versions: " + ', '.join(f"{k} {x}" for k, x in v.items()) + f"\n- command: `{res['command']}`\n")
+    s += md_findings(res)
     if 'quality' in res:
         s += ("\n### Quality: threshold sweep\n\nconnecto: `fragments(kind='boundaries')` (defaults: minima seeds, threshold 0.5, "
               "min_size 20) + `agglomerate(thresholds=0.1..0.9)` (score 1 - mean affinity, affinities quantized to 255 levels). "
@@ -461,13 +550,14 @@ def markdown(res:dict)->str:
     if 'speed' in res:
         sp = res['speed']
         s += (f"\n### Speed: {'x'.join(map(str, sp['shape']))} generated volume\n\nVoronoi cells ({sp['generate']['cells']} seed points), "
-              "faces blurred (sigma 1) plus per-voxel noise, stored as float32 affinities (3, z, y, x) in Zarr (chunks "
+              "faces plus uniform per-voxel noise, blurred together (sigma 1), stored as float32 affinities (3, z, y, x) in Zarr (chunks "
               f"{'x'.join(map(str, sp['chunks']))}). Each run in a fresh subprocess; times after imports. "
               f"connecto: `fragments(kind='affinities', block_shape={tuple(sp['chunks'])}, halo=16)` + `agglomerate(thresholds=[0.5])`, "
               "reading and writing Zarr; workers=0 = threads in the process (2), workers=1/2 = LocalCluster processes, "
               "started once per stage (fragments, graph, stitch). waterz: `agglomerate(affs, [0.5])` "
               "(its zwatershed + agglomeration, single-threaded), affinities already in memory; the end-to-end column adds its Zarr "
-              f"read and write. Medians of {len(sp['runs']['waterz'])} runs. Peak RSS = sampled sum over the process tree.\n")
+              f"read and write. Medians of {len(sp['runs']['waterz'])} runs. Peak tree RSS = largest sum over the process tree, "
+              "sampled every 0.1 s; per-process peaks = VmHWM (exact).\n")
         s += md_speed(sp)
     if 'large' in res:
         s += '\n### Out of core: >= 2 GiB of affinities\n' + md_large(res['large'])
@@ -488,9 +578,11 @@ def main():
                     help="comma-separated cache_size_gb values, one large run each ('default' = the default config)")
     ap.add_argument('--workdir', default='/tmp/connecto-bench/segment')
     ap.add_argument('--json', default=str(JSON_OUT))
+    ap.add_argument('--from-json', metavar='FILE', help='only print the Markdown of a results file written before')
     ap.add_argument('--child', help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child: return child(a.child)
+    if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
     logging.getLogger('distributed').setLevel(logging.ERROR)
     wd = Path(a.workdir); rmtree(wd); wd.mkdir(parents=True)
     parts = a.parts.split(',')
