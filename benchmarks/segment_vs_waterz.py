@@ -6,16 +6,17 @@ Parts (`--parts`, default all):
             (c) both agglomerators on the given fragments (train-ws / train-fragments); best VOI; threshold transfer
   speed     a generated Voronoi-like 64x512x512 volume (affinities in Zarr): connecto fragments + agglomerate (t=0.5)
             with workers=0, 1, 2 vs waterz (single-threaded, one threshold), each run in a subprocess (peak RSS of its tree)
-  large     generated >= 2 GiB float32 affinities (3x256x1024x768), written blockwise to Zarr; connecto fragments +
-            agglomerate with workers=2, blocks 64x256x256; wall time, voxels/s, peak RSS of the process tree; once with
-            the default config and once with cache_size_gb=0.25 (`--large-cache-gb`)
+  large     generated float32 affinities of 1.1 and 2.25 GiB (3x128x1024x768, 3x256x1024x768), written blockwise to Zarr;
+            connecto fragments + agglomerate with workers=2, blocks 64x256x256; wall time, voxels/s, peak RSS of the process
+            tree, once with the default config and once with cache_size_gb=0.25 (`--large-cache-gb`): equal peaks for
+            both sizes show memory bounded by the block, not the volume
 
 Prints a Markdown section to stdout (progress goes to stderr) and writes benchmarks/results/segment_vs_waterz.json.
 
-    python benchmarks/segment_vs_waterz.py                      # everything, ~33 min on 2 cores (large part ~21 min)
+    python benchmarks/segment_vs_waterz.py                      # everything, ~20 min on 2 cores
     python benchmarks/segment_vs_waterz.py --parts quality      # ~2 min
     # smoke test, ~3 min:
-    python benchmarks/segment_vs_waterz.py --speed-shape 32,256,256 --large-shape 64,256,512 --reps 1 --large-cache-gb default --json /tmp/smoke.json
+    python benchmarks/segment_vs_waterz.py --speed-shape 32,256,256 --large-shapes '32,256,512;64,256,512' --reps 1 --large-cache-gb default --json /tmp/smoke.json
     python benchmarks/segment_vs_waterz.py --from-json benchmarks/results/segment_vs_waterz.json   # Markdown again
 
 Run from the repository root (sample data are found with `connecto.volume.sample_data`, i.e. `shared/data` above the
@@ -272,14 +273,15 @@ def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo
     from connecto.config import Config
     from connecto.fragments import fragments
     from connecto.agglomerate import agglomerate
+    from connecto.engine import shared_cluster
     rmtree(out)
     cfg = Config() if cache_gb is None else Config(cache_size_gb=cache_gb)
     t = time.perf_counter()
-    fr = fragments(aff, f'{out}/fragments', kind='affinities', block_shape=block_shape, halo=halo, workers=workers, progress=False,
-                   config=cfg)
-    t1 = time.perf_counter()
-    ag = agglomerate(f'{out}/fragments', aff, f'{out}/seg', thresholds=[threshold], kind='affinities', block_shape=block_shape,
-                     workers=workers, progress=False, config=cfg)
+    with shared_cluster(workers):                               # one cluster for the three stages, as a pipeline runs them
+        fr = fragments(aff, f'{out}/fragments', kind='affinities', block_shape=block_shape, halo=halo, progress=False, config=cfg)
+        t1 = time.perf_counter()
+        ag = agglomerate(f'{out}/fragments', aff, f'{out}/seg', thresholds=[threshold], kind='affinities', block_shape=block_shape,
+                         progress=False, config=cfg)
     t2 = time.perf_counter()
     return dict(seconds=t2 - t, fragments_seconds=t1 - t, agglomerate_seconds=t2 - t1, stages=ag.stages, fragments=fr.fragments,
                 edges=ag.edges, merges=ag.merges, segments=ag.outputs[0]['segments'], seg=ag.outputs[0]['out'],
@@ -319,13 +321,15 @@ def profile_block(aff:str, block_shape, halo=16, min_size=20)->dict:
     and the two floods of `connecto.fragments._flood` (the second floods the fragments below `min_size` again)."""
     import fastremap
     from connecto.volume import Volume
+    from connecto.blocks import BlockGrid, Roi
     from connecto.fragments import as_boundaries, minima_seeds, seeded_watershed
     v, out, t = Volume(aff), {}, time.perf_counter()
+    ctx = BlockGrid(v.spatial_shape, block_shape, halo)[0].context.intersect(Roi((0, 0, 0), v.spatial_shape))   # as fragment_block
     def lap(name):
         nonlocal t
         out[name] = round(time.perf_counter() - t, 3); t = time.perf_counter()
     seeded_watershed(np.zeros((2, 2, 2), np.uint8), np.ones((2, 2, 2), np.uint32)); lap('numba (load or compile)')
-    data = v.read([-halo] * 3, [b + halo for b in block_shape], pad_mode='reflect'); lap('read')
+    data = v.read(ctx.start, ctx.stop); lap('read')
     b = as_boundaries(data, 'affinities'); levels = np.rint(b * 255).astype(np.uint8); lap('boundary map, 256 levels')
     s = minima_seeds(b); lap('minima_seeds')
     f = seeded_watershed(levels, s); lap('flood')
@@ -358,27 +362,27 @@ def speed(wd:Path, shape, chunks, reps:int)->dict:
                 profile=profile_block(aff, chunks), load_note=load_note(conts), max_foreign=max(c.share for c in conts))
 
 # ---------------------------------------------------------------- part 4: large volume
-def large(wd:Path, shape, chunks, workers:int, caches)->dict:
-    """Generate >= 2 GiB of affinities blockwise, then connecto fragments + agglomerate in a subprocess, once per chunk-cache
-    size in `caches` (None = the default config)."""
-    aff = str(wd / 'large.zarr/affinities')
-    rmtree(wd / 'large.zarr')
-    nbytes = 3 * int(np.prod(shape)) * 4
-    log(f"  large volume 3x{shape} float32 = {gib(nbytes):.2f} GiB: generating")
-    gen = write_voronoi(aff, shape, chunks)
-    log(f"  generated in {gen['seconds']} s ({gen['stored_gib']} GiB stored)")
-    runs, conts = [], []
-    for c in caches:
-        res, ct = run_child(dict(what='connecto', aff=aff, out=str(wd / 'large-run.zarr'), workers=workers, block_shape=list(chunks),
-                                 cache_gb=c), wd / 'tasks')
-        runs.append(res); conts.append(ct)
-        log(f"  connecto workers={workers}, cache_size_gb={res['cache_size_gb']}: {res['seconds']:.1f} s, "
-            f"peak tree RSS {gib(res['peak_tree_rss']):.2f} GiB (foreign load {ct.share:.0%})")
-    rmtree(wd / 'large.zarr'); rmtree(wd / 'large-run.zarr')
-    return dict(shape=list(shape), chunks=list(chunks), workers=workers, input_bytes=nbytes, generate=gen, runs=runs,
-                load_note=load_note(conts))
+def large(wd:Path, shapes, chunks, workers:int, caches)->dict:
+    """For each shape in `shapes` (the last >= 2 GiB): generate affinities blockwise, then connecto fragments + agglomerate in a
+    subprocess, once per chunk-cache size in `caches` (None = the default config). Equal peaks for different sizes = bounded."""
+    runs, gens, conts = [], [], []
+    for shape in shapes:
+        aff = str(wd / 'large.zarr/affinities')
+        rmtree(wd / 'large.zarr')
+        nbytes = 3 * int(np.prod(shape)) * 4
+        log(f"  large volume 3x{shape} float32 = {gib(nbytes):.2f} GiB: generating")
+        gen = write_voronoi(aff, shape, chunks)
+        gens.append(dict(gen, shape=list(shape), input_bytes=nbytes))
+        log(f"  generated in {gen['seconds']} s ({gen['stored_gib']} GiB stored)")
+        for c in caches:
+            res, ct = run_child(dict(what='connecto', aff=aff, out=str(wd / 'large-run.zarr'), workers=workers, block_shape=list(chunks),
+                                     cache_gb=c), wd / 'tasks')
+            runs.append(dict(res, shape=list(shape), input_bytes=nbytes)); conts.append(ct)
+            log(f"  connecto workers={workers}, cache_size_gb={res['cache_size_gb']}: {res['seconds']:.1f} s, "
+                f"peak tree RSS {gib(res['peak_tree_rss']):.2f} GiB (foreign load {ct.share:.0%})")
+        rmtree(wd / 'large.zarr'); rmtree(wd / 'large-run.zarr')
+    return dict(chunks=list(chunks), workers=workers, generated=gens, runs=runs, load_note=load_note(conts))
 
-# ---------------------------------------------------------------- Markdown
 def md_cell(r:dict, best:bool)->str:
     "One table cell: VOI split / merge / total (bold if best), ARAND, segments."
     b = '**' if best else ''
@@ -449,23 +453,21 @@ def md_speed(sp:dict)->str:
     return s + sp['load_note']
 
 def md_large(lg:dict)->str:
-    "Large-volume table: one row per chunk-cache size."
-    n = int(np.prod(lg['shape']))
-    s = (f"\nGenerated Voronoi affinities 3x{'x'.join(map(str, lg['shape']))} float32 = **{gib(lg['input_bytes']):.2f} GiB** "
-         f"({lg['generate']['cells']} cells; written chunk by chunk to Zarr, chunks {'x'.join(map(str, lg['chunks']))}, zstd-3, "
-         f"{lg['generate']['stored_gib']:.2f} GiB on disk, in {lg['generate']['seconds']:.0f} s). "
-         f"`fragments(kind='affinities', block_shape={tuple(lg['chunks'])}, workers={lg['workers']})` + "
-         f"`agglomerate(thresholds=[0.5])`, in a subprocess; RSS of its whole tree summed every 0.1 s (per-process peaks: "
-         f"VmHWM, exact). `cache_size_gb` is the "
-         f"config's decoded-chunk cache per process (default 1.0).\n\n"
-         "| cache_size_gb | wall (s) | Mvoxel/s | fragments (s) | graph (s) | merges (s) | stitch (s) | fragments | edges | segments "
-         "| peak tree RSS (GiB) | main / largest other process (GiB) | input / peak RSS |\n" + '|---' * 13 + '|\n')
+    "Large-volume table: one row per volume size and chunk-cache size."
+    s = (f"\nGenerated Voronoi affinities, float32 (3, z, y, x), written chunk by chunk to Zarr (chunks {'x'.join(map(str, lg['chunks']))}, "
+         "zstd-3): " + '; '.join(f"3x{'x'.join(map(str, g['shape']))} = **{gib(g['input_bytes']):.2f} GiB** ({g['cells']} cells, "
+                                 f"{g['stored_gib']:.2f} GiB on disk, generated in {g['seconds']:.0f} s)" for g in lg['generated']) +
+         f". `fragments(kind='affinities', block_shape={tuple(lg['chunks'])})` + `agglomerate(thresholds=[0.5])` on one "
+         f"`shared_cluster(workers={lg['workers']})`, in a subprocess; RSS of its whole tree summed every 0.1 s (per-process peaks: "
+         "VmHWM, exact). `cache_size_gb` is the config's decoded-chunk cache per process (default 1.0).\n\n"
+         "| input (GiB) | cache_size_gb | wall (s) | Mvoxel/s | fragments (s) | graph (s) | merges (s) | stitch (s) | fragments | edges "
+         "| segments | peak tree RSS (GiB) | main / largest other process (GiB) | input / peak RSS |\n" + '|---' * 14 + '|\n')
     for r in lg['runs']:
-        st = r['stages']
-        s += (f"| {r['cache_size_gb']:g} | {r['seconds']:.0f} | {n / r['seconds'] / 1e6:.2f} | {r['fragments_seconds']:.0f} | "
-              f"{st['graph']:.0f} | {st['agglomerate']:.0f} | {st['stitch']:.0f} | {r['fragments']} | {r['edges']} | {r['segments']} | "
-              f"**{gib(r['peak_tree_rss']):.2f}** (anon {gib(r['peak_tree_anon']):.2f}, {r['peak_procs']} processes) | {md_procs(r)} | "
-              f"{lg['input_bytes'] / r['peak_tree_rss']:.1f}x |\n")
+        st, n = r['stages'], int(np.prod(r['shape']))
+        s += (f"| {gib(r['input_bytes']):.2f} | {r['cache_size_gb']:g} | {r['seconds']:.0f} | {n / r['seconds'] / 1e6:.2f} | "
+              f"{r['fragments_seconds']:.0f} | {st['graph']:.0f} | {st['agglomerate']:.0f} | {st['stitch']:.0f} | {r['fragments']} | "
+              f"{r['edges']} | {r['segments']} | **{gib(r['peak_tree_rss']):.2f}** (anon {gib(r['peak_tree_anon']):.2f}, "
+              f"{r['peak_procs']} processes) | {md_procs(r)} | {r['input_bytes'] / r['peak_tree_rss']:.1f}x |\n")
     return s + '\n' + lg['load_note']
 
 def findings_quality(q:dict, tr:list)->list:
@@ -500,30 +502,33 @@ def findings_speed(sp:dict)->list:
     fast = min(cs, key=cs.get)
     frag = median([r['fragments_seconds'] for r in sp['runs'][fast]])
     p = sp['profile']
-    ws = p['watershed, pass 1'] + p['watershed, pass 2 (small fragments)']
-    step = sum(v for v in p.values() if isinstance(v, float))
-    return [f"**connecto is {cs[fast] / med['waterz']:.0f}x slower than waterz** on {'x'.join(map(str, sp['shape']))}: best "
-            f"connecto run ({fast}) {cs[fast]:.1f} s vs waterz {med['waterz']:.1f} s "
-            f"({int(np.prod(sp['shape'])) / cs[fast] / 1e6:.2f} vs {int(np.prod(sp['shape'])) / med['waterz'] / 1e6:.1f} Mvoxel/s)",
-            f"where the time goes: the fragments stage is {frag / cs[fast] * 100:.0f}% of it; within one block, scikit-image's "
-            f"watershed is {ws / step * 100:.0f}% ({p['watershed, pass 1']:.1f} s for the first pass and "
-            f"{p['watershed, pass 2 (small fragments)']:.1f} s for a second full pass over the block that only dissolves "
-            f"{p['small']} of {p['seeds']} seeds' fragments below min_size); graph, merges and stitch together take "
-            f"{cs[fast] - frag:.1f} s",
-            f"speed-up from 1 to 2 worker processes {med['connecto w1'] / med['connecto w2']:.2f}x; threads (workers=0) "
-            f"{med['connecto w0']:.1f} s vs 2 processes {med['connecto w2']:.1f} s (each stage starts its own LocalCluster)"]
+    steps = {k: v for k, v in p.items() if isinstance(v, float) and not k.startswith('numba')}
+    n = int(np.prod(sp['shape']))
+    ratio = cs[fast] / med['waterz']
+    return [f"**connecto takes {ratio:.1f}x waterz's time** on {'x'.join(map(str, sp['shape']))} ({'slower' if ratio > 1 else 'faster'}): "
+            f"best connecto run ({fast}) {cs[fast]:.1f} s vs waterz {med['waterz']:.1f} s ({n / cs[fast] / 1e6:.2f} vs "
+            f"{n / med['waterz'] / 1e6:.1f} Mvoxel/s); single-threaded (1 worker process) {med['connecto w1'] / med['waterz']:.1f}x",
+            f"where the time goes ({fast}): fragments {frag:.1f} s, graph + merges + stitch {cs[fast] - frag:.1f} s; one block's "
+            f"fragment step on one thread ({p['voxels'] / 1e6:.1f} M voxels incl. halo): " +
+            ', '.join(f"{k} {v / sum(steps.values()) * 100:.0f}%" for k, v in steps.items()),
+            f"2 threads (workers=0) {med['connecto w0']:.1f} s, 1 worker process {med['connecto w1']:.1f} s, 2 worker processes "
+            f"{med['connecto w2']:.1f} s (processes pay a start of a few seconds: worth it on volumes of many blocks, not on 4)"]
 
 def findings_large(lg:dict)->list:
-    "Summary lines for the large part."
-    out = []
-    for r in lg['runs']:
-        ratio = r['peak_tree_rss'] / lg['input_bytes']
-        out.append(f"cache_size_gb={r['cache_size_gb']:g}: peak RSS {gib(r['peak_tree_rss']):.2f} GiB = **{ratio:.2f}x the "
-                   f"{gib(lg['input_bytes']):.2f} GiB input** ({'well below' if ratio < 0.5 else 'only just below' if ratio < 1 else 'ABOVE'} "
-                   f"it); largest worker "
-                   f"{gib(r['peak_others'][0]):.2f} GiB, main process {gib(r['peak_main']):.2f} GiB")
-    out.append("per worker: one block's context (96x288x288 = 8 M voxels, 3 float32 channels) and its watershed take ~0.8 GiB, "
-               "plus up to cache_size_gb of decoded chunks; the main process holds the region graph")
+    "Summary lines for the large part: peaks per size, and whether they grow with the volume."
+    out = [f"{gib(r['input_bytes']):.2f} GiB input, cache_size_gb={r['cache_size_gb']:g}: peak RSS {gib(r['peak_tree_rss']):.2f} GiB "
+           f"= {r['peak_tree_rss'] / r['input_bytes']:.2f}x the input; largest worker {gib(r['peak_others'][0]):.2f} GiB, main "
+           f"process {gib(r['peak_main']):.2f} GiB" for r in lg['runs']]
+    by_cache = {}
+    for r in lg['runs']: by_cache.setdefault(r['cache_size_gb'], []).append(r)
+    for c, rs in by_cache.items():
+        if len(rs) > 1:
+            a, b = rs[0], rs[-1]
+            out.append(f"**bounded**: at cache_size_gb={c:g}, {b['input_bytes'] / a['input_bytes']:.1f}x the volume "
+                       f"({gib(a['input_bytes']):.2f} -> {gib(b['input_bytes']):.2f} GiB) changes the peak RSS "
+                       f"{gib(a['peak_tree_rss']):.2f} -> {gib(b['peak_tree_rss']):.2f} GiB ({b['peak_tree_rss'] / a['peak_tree_rss']:.2f}x)")
+    out.append("per worker: one block's context (up to 96x288x288 voxels, 3 float32 channels) and its flood, plus up to "
+               "cache_size_gb of decoded chunks; the main process holds the region graph (edges, not voxels)")
     return out
 
 def md_findings(res:dict)->str:
@@ -553,8 +558,8 @@ def markdown(res:dict)->str:
               "faces plus uniform per-voxel noise, blurred together (sigma 1), stored as float32 affinities (3, z, y, x) in Zarr (chunks "
               f"{'x'.join(map(str, sp['chunks']))}). Each run in a fresh subprocess; times after imports. "
               f"connecto: `fragments(kind='affinities', block_shape={tuple(sp['chunks'])}, halo=16)` + `agglomerate(thresholds=[0.5])`, "
-              "reading and writing Zarr; workers=0 = threads in the process (2), workers=1/2 = LocalCluster processes, "
-              "started once per stage (fragments, graph, stitch). waterz: `agglomerate(affs, [0.5])` "
+              "reading and writing Zarr, both inside one `shared_cluster(workers)`: workers=0 = threads in the process (2), "
+              "workers=1/2 = LocalCluster processes, started once for the three stages (fragments, graph, stitch). waterz: `agglomerate(affs, [0.5])` "
               "(its zwatershed + agglomeration, single-threaded), affinities already in memory; the end-to-end column adds its Zarr "
               f"read and write. Medians of {len(sp['runs']['waterz'])} runs. Peak tree RSS = largest sum over the process tree, "
               "sampled every 0.1 s; per-process peaks = VmHWM (exact).\n")
@@ -568,7 +573,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--parts', default='quality,speed,large', help='comma-separated: quality, speed, large')
     ap.add_argument('--speed-shape', type=triple, default=(64, 512, 512))
-    ap.add_argument('--large-shape', type=triple, default=(256, 1024, 768))
+    ap.add_argument('--large-shapes', type=lambda v: [triple(t) for t in v.split(';')], default=[(128, 1024, 768), (256, 1024, 768)],
+                    help='semicolon-separated volume shapes z,y,x (the last >= 2 GiB): same peak RSS for each = bounded')
     ap.add_argument('--block-shape', type=triple, default=(64, 256, 256), help='connecto blocks = Zarr chunks (speed and large)')
     ap.add_argument('--thresholds', type=lambda s: [float(t) for t in s.split(',')], default=THRESHOLDS,
                     help='quality sweep, comma-separated (default 0.1,...,0.9)')
@@ -595,7 +601,7 @@ def main():
     if 'speed' in parts:
         log('speed'); res['speed'] = speed(wd / 'speed', a.speed_shape, a.block_shape, a.reps)
     if 'large' in parts:
-        log('large'); res['large'] = large(wd / 'large', a.large_shape, a.block_shape, a.large_workers,
+        log('large'); res['large'] = large(wd / 'large', a.large_shapes, a.block_shape, a.large_workers,
                                                    [None if c == 'default' else float(c) for c in a.large_cache_gb.split(',')])
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(res, indent=1, default=str))
