@@ -61,7 +61,10 @@ def test_bad_inputs_exit_2_and_outputs_kept(data, trained, tmp_path):
     (bogus/'model.json').write_bytes((out/'model.json').read_bytes())
     meta = json.loads((out/'classifier.json').read_text()); meta['features'] = meta['features'] + ['curvature_of_spacetime']
     (bogus/'classifier.json').write_text(json.dumps(meta))
+    from_array(np.ones((50, 100, 200), np.uint32), str(tmp_path/'one.zarr/fragments'))
     cases = {
+        'no edges': connecto('automl', '--fragments', tmp_path/'one.zarr/fragments', '--boundaries', gala(data, 'train-p1.lzf.h5'),
+                             '--gt', gala(data, 'train-gt.lzf.h5'), '--out', tmp_path/'y', '--trials', 1, '--quiet'),
         'gt shape': connecto('automl', '--fragments', gala(data, 'train-ws.lzf.h5'), '--boundaries', gala(data, 'train-p1.lzf.h5'),
                              '--gt', tmp_path/'small.zarr/gt', '--out', tmp_path/'x', '--trials', 1, '--quiet'),
         'no raw': connecto('agglomerate', '--fragments', gala(data, 'train-ws.lzf.h5'), '--boundaries', gala(data, 'train-p1.lzf.h5'),
@@ -73,6 +76,7 @@ def test_bad_inputs_exit_2_and_outputs_kept(data, trained, tmp_path):
         assert r.returncode == 2, (what, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, (what, r.stderr)
     assert 'curvature_of_spacetime' in cases['other features'].stderr and '--raw' in cases['no raw'].stderr
+    assert 'no edges' in cases['no edges'].stderr
     assert tree_digest(tmp_path/'ok.zarr') == before                      # the existing output is untouched
 
 def test_parallel_trials_share_a_journal_and_resume(data, tmp_path):
