@@ -1,0 +1,109 @@
+"""Benchmark 7, boundary model quality: a U-Net trained by `connecto train` on the gala crop within a time budget,
+against the gala authors' boundary map `train-p1`, on the held-out part of the crop (the last 20% along x).
+
+Measures, on the held-out region only:
+  - boundary average precision: ground-truth boundaries = voxels with a differently labelled face neighbour (label 0
+    unknown, left out), scores = the predicted boundary map (1 - mean of the 3 nearest-neighbour affinities) vs p1
+  - VOI of a simple watershed: `connecto.fragments.watershed_fragments` (minima seeds) on each map, then the best VOI
+    of mean-affinity agglomeration over thresholds 0.1..0.9 (also on each map)
+plus training throughput (samples/s) and peak RSS of the training process.
+
+    python benchmarks/unet_quality.py --minutes 25     # ~30 min on 2 cores
+"""
+from __future__ import annotations
+import argparse, json, os, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import machine, today, rmtree
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+JSON_OUT = HERE / 'results' / 'unet_quality.json'
+
+def log(*a): print(*a, file=sys.stderr, flush=True)
+def gala(name):
+    from connecto.volume import sample_data
+    return f"{sample_data(f'fibsem-gala/{name}')}:stack"
+
+def boundary_ap(boundary:np.ndarray, labels:np.ndarray)->float:
+    "Average precision of `boundary` for the ground-truth boundaries of `labels` (unknown voxels left out)."
+    from sklearn.metrics import average_precision_score
+    from connecto.train import boundary_targets
+    t, m = boundary_targets(labels)
+    k = m[0] > 0
+    return float(average_precision_score(t[0][k].astype(int), boundary[k]))
+
+def watershed_voi(boundary:np.ndarray, labels:np.ndarray, wd:Path, name:str)->dict:
+    "VOI of the fragments of `boundary` and of the best mean-affinity agglomeration of them."
+    from connecto.fragments import watershed_fragments
+    from connecto.evaluate import voi
+    from connecto.graph import RegionGraph
+    from connecto.volume import from_array
+    from connecto.agglomerate import agglomerate
+    frags = watershed_fragments(boundary.astype(np.float32))
+    out = dict(fragments=voi(frags, labels))
+    from_array(frags.astype(np.uint64), str(wd / f'{name}.zarr/fragments')); from_array(boundary.astype(np.float32), str(wd / f'{name}.zarr/b'))
+    ts = [round(t, 2) for t in np.arange(0.1, 0.91, 0.1)]
+    rep = agglomerate(str(wd / f'{name}.zarr/fragments'), str(wd / f'{name}.zarr/b'), str(wd / f'{name}.zarr/seg'), ts, progress=False)
+    from connecto.volume import Volume
+    sweep = {o['threshold']: voi(Volume(o['out'])[...], labels) for o in rep.outputs}
+    best = min(sweep, key=lambda t: sweep[t]['voi'])
+    return dict(out, best_threshold=best, best=sweep[best], sweep={str(k): v['voi'] for k, v in sweep.items()})
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--minutes', type=float, default=25.)
+    ap.add_argument('--workdir', default='/tmp/connecto-bench/unet')
+    ap.add_argument('--json', default=str(JSON_OUT))
+    ap.add_argument('--from-json', metavar='FILE')
+    a = ap.parse_args()
+    if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
+    import torch
+    from connecto.train import train, TrainConfig, split_regions
+    from connecto.predict import predict
+    from connecto.volume import Volume
+    wd = Path(a.workdir); rmtree(wd); wd.mkdir(parents=True)
+    cfg = TrainConfig.load(model=dict(features=12, factors=[[2, 2, 2], [2, 2, 2]]), output_shape=[24, 48, 48], batch_size=2,
+                           learning_rate=5e-4, iterations=100000, time_limit=a.minutes, val_interval=100, checkpoint_interval=100,
+                           val_crops=8, log_interval=20)
+    log(f"training for {a.minutes} min")
+    r = train(gala('train-image.h5'), gala('train-gt.lzf.h5'), str(wd / 'run'), cfg, progress=False)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    log(r.summary())
+    t = time.perf_counter()
+    predict(gala('train-image.h5'), r.checkpoint, str(wd / 'pred.zarr/aff'), block_shape=(50, 100, 200), progress=False)
+    pred_s = time.perf_counter() - t
+    aff = Volume(str(wd / 'pred.zarr/aff'))[...]
+    ours = 1 - aff[:3].mean(0)
+    p1 = Volume(gala('train-p1.lzf.h5'))[...].astype(np.float32)
+    gt = Volume(gala('train-gt.lzf.h5'))[...]
+    _, val = split_regions(gt.shape, cfg.val_fraction)
+    sl = val.slices
+    res = dict(date=today(), machine=machine(), torch=torch.__version__, command='python ' + ' '.join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:]),
+               train=r.to_dict(), config=cfg.__dict__ | {}, peak_rss=peak, predict_seconds=pred_s, held_out=[list(val.start), list(val.stop)])
+    for name, b in (('connecto U-Net', ours), ('gala p1', p1)):
+        res[name] = dict(ap=boundary_ap(b[sl], gt[sl]), **watershed_voi(b[sl], gt[sl], wd, name.replace(' ', '_')))
+        log(name, res[name]['ap'], res[name]['best']['voi'])
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(res, indent=1, default=str))
+    print(markdown(res))
+    rmtree(wd)
+
+def markdown(res:dict)->str:
+    t = res['train']
+    s = (f"<!-- BEGIN unet_quality -->\n## 7. Boundary model: quality on the gala crop\n\n- date: {res['date']}\n- machine: {res['machine']}, "
+         f"torch {res['torch']} (CPU)\n- command: `{res['command']}`\n\n`connecto train` on `fibsem-gala` raw + ground truth, the last 20% "
+         f"along x held out (voxels {res['held_out'][0]} to {res['held_out'][1]}); U-Net 12 feature maps, levels (2,2,2) x 2, valid "
+         f"padding, affinities; {t['iterations']} iterations of batch 2 in {t['seconds'] / 60:.0f} min ({t['samples_per_second']:.1f} "
+         f"samples/s, peak RSS {res['peak_rss'] / 2**30:.2f} GiB); best validation loss {t['val_loss']:.4f}. Prediction of the whole "
+         f"crop: {res['predict_seconds']:.1f} s. Scored on the held-out region only.\n\n"
+         "| boundary map | boundary average precision | VOI of watershed fragments (split / merge) | best VOI after mean-affinity agglomeration (t) |\n"
+         "|---|---|---|---|\n")
+    for n in ('connecto U-Net', 'gala p1'):
+        r = res[n]; f = r['fragments']; b = r['best']
+        s += (f"| {n} | {r['ap']:.3f} | {f['voi']:.3f} ({f['voi_split']:.3f} / {f['voi_merge']:.3f}) | {b['voi']:.3f} "
+              f"({r['best_threshold']:g}) |\n")
+    return s + '<!-- END unet_quality -->\n'
+
+if __name__ == '__main__':
+    main()
