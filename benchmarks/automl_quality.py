@@ -9,10 +9,10 @@ gala classifier meets snemi-mini.
     python benchmarks/automl_quality.py            # ~5 min on 2 cores
 """
 from __future__ import annotations
-import argparse, json, logging, os, sys, tempfile, time
+import json, logging, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine, rmtree, today
+from bench_common import machine, rmtree, today, bench_parser, fresh_dir, command
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -87,17 +87,14 @@ def markdown(res:dict)->str:
     return s + '<!-- END automl_quality -->\n'
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, '/tmp/connecto-bench/automl-quality', JSON_OUT)
     ap.add_argument('--trials', type=int, default=30)
-    ap.add_argument('--workdir', default='/tmp/connecto-bench/automl-quality')
-    ap.add_argument('--json', default=str(JSON_OUT))
-    ap.add_argument('--from-json', metavar='FILE')
     a = ap.parse_args()
     if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
     logging.getLogger('distributed').setLevel(logging.ERROR)
-    wd = Path(a.workdir); rmtree(wd); wd.mkdir(parents=True)
+    wd = fresh_dir(a.workdir)
     VOLUMES['snemi-mini']['source'] = inverted_snemi(wd)
-    res = dict(date=today(), machine=machine(), command='python ' + ' '.join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:]),
+    res = dict(date=today(), machine=machine(), command=command(),
                volumes={})
     for n, v in VOLUMES.items():
         log(n); res['volumes'][n] = run_volume(n, v, wd, a.trials); log(f"  {res['volumes'][n]['cv_voi']:.3f}")

@@ -16,10 +16,10 @@ Medians over `--reps` runs. Prints a Markdown section (progress on stderr) and w
     python benchmarks/automl_speed.py --reps 1 --trials 4 --shape 32,256,256 --json /tmp/smoke.json   # smoke test
 """
 from __future__ import annotations
-import argparse, json, logging, os, sys, tempfile, time
+import json, logging, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine, median, rmtree, today
+from bench_common import machine, median, rmtree, today, bench_parser, fresh_dir, command
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -133,23 +133,20 @@ def markdown(res:dict)->str:
           f"{m(fi['connecto_s']) / m(fi['selectkbest_s']):.1f}x the time |\n")
     s += (f"| agglomerate, {res['shape']} generated volume | {m(sc['learned_s']):.1f} s (learned scores) | "
           f"{m(sc['mean_affinity_s']):.1f} s (mean affinity) | {m(sc['learned_s']) / m(sc['mean_affinity_s']):.2f}x the time |\n")
-    s += f"\n- automl runs: " + '; '.join(f"{r['seconds']:.0f} s, cv voi {r['cv_voi']:.3f}, trials {r['trials']}" for r in tr['automl']) + '\n'
+    s += "\n- automl runs: " + '; '.join(f"{r['seconds']:.0f} s, cv voi {r['cv_voi']:.3f}, trials {r['trials']}" for r in tr['automl']) + '\n'
     return s + '<!-- END automl_speed -->\n'
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, '/tmp/connecto-bench/automl', JSON_OUT)
     ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--trials', type=int, default=10)
     ap.add_argument('--shape', type=triple, default=(64, 384, 384), help='generated volume for the xgboost and scoring parts')
-    ap.add_argument('--workdir', default='/tmp/connecto-bench/automl')
-    ap.add_argument('--json', default=str(JSON_OUT))
-    ap.add_argument('--from-json', metavar='FILE')
     a = ap.parse_args()
     if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
     logging.getLogger('distributed').setLevel(logging.ERROR)
-    wd = Path(a.workdir); rmtree(wd); wd.mkdir(parents=True)
+    wd = fresh_dir(a.workdir)
     res = dict(date=today(), machine=machine(), reps=a.reps, shape='x'.join(map(str, a.shape)),
-               command='python ' + ' '.join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:]))
+               command=command())
     log('generated volume'); ts, specs = voronoi_training_set(wd, a.shape); log(f"  {ts}")
     log('xgboost'); res['xgboost'] = bench_xgboost(ts, a.reps)
     log('filter'); res['filter'] = bench_filter(ts, a.reps)

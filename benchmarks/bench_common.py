@@ -27,6 +27,20 @@ def today() -> str:
 def command() -> str:
     return 'python ' + ' '.join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:])
 
+def bench_parser(doc: str, workdir: str, json_out) :
+    "An argument parser with the options every results-file benchmark takes: --workdir, --json, --from-json."
+    import argparse
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--workdir', default=workdir, help='scratch folder (deleted at the end)')
+    ap.add_argument('--json', default=str(json_out), help='where the raw results go')
+    ap.add_argument('--from-json', metavar='FILE', help='only print the Markdown of a results file written before')
+    return ap
+
+def fresh_dir(path) -> Path:
+    "An empty folder at `path`."
+    p = Path(path); rmtree(p); p.mkdir(parents=True)
+    return p
+
 def versions() -> str:
     import importlib.metadata as md
     names = ['connecto', 'dask', 'distributed', 'zarr', 'numcodecs', 'numpy', 'scipy', 'tensorstore']

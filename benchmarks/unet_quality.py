@@ -11,10 +11,10 @@ plus training throughput (samples/s) and peak RSS of the training process.
     python benchmarks/unet_quality.py --minutes 25     # ~30 min on 2 cores
 """
 from __future__ import annotations
-import argparse, json, os, resource, sys, time
+import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine, today, rmtree
+from bench_common import machine, today, rmtree, bench_parser, fresh_dir, command
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +37,6 @@ def watershed_voi(boundary:np.ndarray, labels:np.ndarray, wd:Path, name:str)->di
     "VOI of the fragments of `boundary` and of the best mean-affinity agglomeration of them."
     from connecto.fragments import watershed_fragments
     from connecto.evaluate import voi
-    from connecto.graph import RegionGraph
     from connecto.volume import from_array
     from connecto.agglomerate import agglomerate
     frags = watershed_fragments(boundary.astype(np.float32))
@@ -51,18 +50,15 @@ def watershed_voi(boundary:np.ndarray, labels:np.ndarray, wd:Path, name:str)->di
     return dict(out, best_threshold=best, best=sweep[best], sweep={str(k): v['voi'] for k, v in sweep.items()})
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, '/tmp/connecto-bench/unet', JSON_OUT)
     ap.add_argument('--minutes', type=float, default=25.)
-    ap.add_argument('--workdir', default='/tmp/connecto-bench/unet')
-    ap.add_argument('--json', default=str(JSON_OUT))
-    ap.add_argument('--from-json', metavar='FILE')
     a = ap.parse_args()
     if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
     import torch
     from connecto.train import train, TrainConfig, split_regions
     from connecto.predict import predict
     from connecto.volume import Volume
-    wd = Path(a.workdir); rmtree(wd); wd.mkdir(parents=True)
+    wd = fresh_dir(a.workdir)
     cfg = TrainConfig.load(model=dict(features=12, factors=[[2, 2, 2], [2, 2, 2]]), output_shape=[24, 48, 48], batch_size=2,
                            learning_rate=5e-4, iterations=100000, time_limit=a.minutes, val_interval=100, checkpoint_interval=100,
                            val_crops=8, log_interval=20)
@@ -79,7 +75,7 @@ def main():
     gt = Volume(gala('train-gt.lzf.h5'))[...]
     _, val = split_regions(gt.shape, cfg.val_fraction)
     sl = val.slices
-    res = dict(date=today(), machine=machine(), torch=torch.__version__, command='python ' + ' '.join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:]),
+    res = dict(date=today(), machine=machine(), torch=torch.__version__, command=command(),
                train=r.to_dict(), config=cfg.__dict__ | {}, peak_rss=peak, predict_seconds=pred_s, held_out=[list(val.start), list(val.stop)])
     for name, b in (('connecto U-Net', ours), ('gala p1', p1)):
         res[name] = dict(ap=boundary_ap(b[sl], gt[sl]), **watershed_voi(b[sl], gt[sl], wd, name.replace(' ', '_')))
