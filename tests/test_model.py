@@ -72,3 +72,19 @@ def test_bad_inputs_exit_2_and_outputs_kept(data, trained, tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1, (what, r.stderr)
     assert 'habana' in cases['hpu missing'].stderr and 'not a readable checkpoint' in cases['corrupt model'].stderr
     assert tree_digest(tmp_path/'ok.zarr') == before
+
+def test_ddp_on_two_cpu_processes(data, tmp_path):
+    "torchrun with 2 processes (gloo): both train in step, rank 0 writes the checkpoint."
+    import socket, subprocess, sys
+    (tmp_path/'train.yaml').write_text(CONFIG)
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1',
+                        '--master_port', str(port), '-m', 'connecto.cli', 'train', '--raw', gala(data, 'train-image.h5'),
+                        '--gt', gala(data, 'train-gt.lzf.h5'), '--out', str(tmp_path/'run'), '--iterations', '6',
+                        '--config', str(tmp_path/'train.yaml'), '--json', '--quiet'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    reports = [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{')]
+    assert len(reports) == 2 and all(x['iterations'] == 6 for x in reports)
+    from connecto.unet import load_checkpoint
+    model, ck = load_checkpoint(str(tmp_path/'run/checkpoints/last.pt'))
+    assert ck['iteration'] == 6 and ck['train_config']['batch_size'] == 2
