@@ -2,8 +2,8 @@
 against the gala authors' boundary map `train-p1`, on the held-out part of the crop (the last 20% along x).
 
 Measures, on the held-out region only:
-  - boundary average precision: ground-truth boundaries = voxels with a differently labelled face neighbour (label 0
-    unknown, left out), scores = the predicted boundary map (1 - mean of the 3 nearest-neighbour affinities) vs p1
+  - boundary average precision: ground-truth boundaries = voxels with a differently labelled face neighbour, and the
+    label-0 membranes of gala's ground truth (`train.zero_marks_boundaries`), scores = the predicted boundary map (1 - mean of the 3 nearest-neighbour affinities) vs p1
   - VOI of a simple watershed: `connecto.fragments.watershed_fragments` (minima seeds) on each map, then the best VOI
     of mean-affinity agglomeration over thresholds 0.1..0.9 (also on each map)
 plus training throughput (samples/s) and peak RSS of the training process.
@@ -28,8 +28,8 @@ def gala(name):
 def boundary_ap(boundary:np.ndarray, labels:np.ndarray)->float:
     "Average precision of `boundary` for the ground-truth boundaries of `labels` (unknown voxels left out)."
     from sklearn.metrics import average_precision_score
-    from connecto.train import boundary_targets
-    t, m = boundary_targets(labels)
+    from connecto.train import boundary_targets, zero_marks_boundaries
+    t, m = boundary_targets(labels, 'boundary' if zero_marks_boundaries(labels) else 'unknown')   # gala: 0 = membranes
     k = m[0] > 0
     return float(average_precision_score(t[0][k].astype(int), boundary[k]))
 
