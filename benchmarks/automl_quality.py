@@ -12,7 +12,7 @@ from __future__ import annotations
 import json, logging, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine, rmtree, today, bench_parser, fresh_dir, command
+from bench_common import machine, today, bench_parser, fresh_dir, command, finish
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -99,10 +99,7 @@ def main():
     for n, v in VOLUMES.items():
         log(n); res['volumes'][n] = run_volume(n, v, wd, a.trials); log(f"  {res['volumes'][n]['cv_voi']:.3f}")
     log('cross drift'); res['cross_drift'] = cross_drift(wd)
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(res, indent=1, default=str))
-    print(markdown(res))
-    rmtree(wd)
+    finish(res, a.json, markdown, wd)
 
 if __name__ == '__main__':
     main()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json, logging, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine, median, rmtree, today, bench_parser, fresh_dir, command
+from bench_common import machine, median, rmtree, today, bench_parser, fresh_dir, command, finish
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -152,10 +152,7 @@ def main():
     log('filter'); res['filter'] = bench_filter(ts, a.reps)
     log('scoring'); res['scoring'] = bench_scoring(wd, specs, a.reps)
     log('trials'); res['trials'] = bench_trials(wd, a.trials, a.reps)
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(res, indent=1, default=str))
-    print(markdown(res))
-    rmtree(wd)
+    finish(res, a.json, markdown, wd)
 
 if __name__ == '__main__':
     main()

@@ -36,6 +36,14 @@ def bench_parser(doc: str, workdir: str, json_out) :
     ap.add_argument('--from-json', metavar='FILE', help='only print the Markdown of a results file written before')
     return ap
 
+def finish(res: dict, json_path, markdown, workdir):
+    "Write the raw results to `json_path`, print their Markdown section, delete the scratch `workdir`."
+    import json
+    Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(json_path).write_text(json.dumps(res, indent=1, default=str))
+    print(markdown(res))
+    rmtree(workdir)
+
 def fresh_dir(path) -> Path:
     "An empty folder at `path`."
     p = Path(path); rmtree(p); p.mkdir(parents=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine, median, today, bench_parser, fresh_dir, command, rmtree
+from bench_common import machine, median, today, bench_parser, fresh_dir, command, rmtree, finish
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -107,10 +107,7 @@ def main():
             runs[k].append(run(task)); log(f"rep {r} {k}: {runs[k][-1]['seconds']:.1f} s")
     res = dict(date=today(), machine=machine(), command=command(), shape=list(a.shape), tile=list(a.tile), block_shape=list(a.block_shape),
                features=a.features, reps=a.reps, runs=runs)
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(res, indent=1))
-    print(markdown(res))
-    rmtree(wd)
+    finish(res, a.json, markdown, wd)
 
 if __name__ == '__main__':
     main()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine, today, rmtree, bench_parser, fresh_dir, command
+from bench_common import machine, today, bench_parser, fresh_dir, command, finish
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -80,10 +80,7 @@ def main():
     for name, b in (('connecto U-Net', ours), ('gala p1', p1)):
         res[name] = dict(ap=boundary_ap(b[sl], gt[sl]), **watershed_voi(b[sl], gt[sl], wd, name.replace(' ', '_')))
         log(name, res[name]['ap'], res[name]['best']['voi'])
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(res, indent=1, default=str))
-    print(markdown(res))
-    rmtree(wd)
+    finish(res, a.json, markdown, wd)
 
 def markdown(res:dict)->str:
     t = res['train']
