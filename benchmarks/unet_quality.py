@@ -52,6 +52,7 @@ def watershed_voi(boundary:np.ndarray, labels:np.ndarray, wd:Path, name:str)->di
 def main():
     ap = bench_parser(__doc__, '/tmp/connecto-bench/unet', JSON_OUT)
     ap.add_argument('--minutes', type=float, default=25.)
+    ap.add_argument('--learning-rate', type=float, default=1e-3)
     a = ap.parse_args()
     if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
     import torch
@@ -60,7 +61,7 @@ def main():
     from connecto.volume import Volume
     wd = fresh_dir(a.workdir)
     cfg = TrainConfig.load(model=dict(features=12, factors=[[2, 2, 2], [2, 2, 2]]), output_shape=[24, 48, 48], batch_size=2,
-                           learning_rate=5e-4, iterations=100000, time_limit=a.minutes, val_interval=100, checkpoint_interval=100,
+                           learning_rate=a.learning_rate, iterations=100000, time_limit=a.minutes, val_interval=100, checkpoint_interval=100,
                            val_crops=8, log_interval=20)
     log(f"training for {a.minutes} min")
     r = train(gala('train-image.h5'), gala('train-gt.lzf.h5'), str(wd / 'run'), cfg, progress=False)
@@ -87,7 +88,7 @@ def markdown(res:dict)->str:
     s = (f"<!-- BEGIN unet_quality -->\n## 7. Boundary model: quality on the gala crop\n\n- date: {res['date']}\n- machine: {res['machine']}, "
          f"torch {res['torch']} (CPU)\n- command: `{res['command']}`\n\n`connecto train` on `fibsem-gala` raw + ground truth, the last 20% "
          f"along x held out (voxels {res['held_out'][0]} to {res['held_out'][1]}); U-Net 12 feature maps, levels (2,2,2) x 2, valid "
-         f"padding, affinities; {t['iterations']} iterations of batch 2 in {t['seconds'] / 60:.0f} min ({t['samples_per_second']:.1f} "
+         f"padding, affinities, Adam lr {res['config']['learning_rate']:g}; {t['iterations']} iterations of batch 2 in {t['seconds'] / 60:.0f} min ({t['samples_per_second']:.1f} "
          f"samples/s, peak RSS {res['peak_rss'] / 2**30:.2f} GiB); best validation loss {t['val_loss']:.4f}. Prediction of the whole "
          f"crop: {res['predict_seconds']:.1f} s. Scored on the held-out region only.\n\n"
          "| boundary map | boundary average precision | VOI of watershed fragments (split / merge) | best VOI after mean-affinity agglomeration (t) |\n"
