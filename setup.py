@@ -32,6 +32,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['connecto', 'connecto.*']),
     include_package_data=True,
+    package_data={'connecto': ['stages/*.ipynb']},   # the stage notebooks (connecto/stages links to nbs/pipeline)
     install_requires=reqs('requirements'),
     extras_require=extras,
     python_requires='>=' + min_python,
