@@ -15,20 +15,23 @@ def run(*args, cwd, **kw):
 def test_every_stage_notebook_runs_on_gala(tmp_path, data):
     "ingest -> train -> predict -> fragments -> automl -> agglomerate -> evaluate, each `connecto run STAGE` into one run folder."
     rd, env = tmp_path/'run', {**os.environ, 'CONNECTO_DATA': str(data)}
-    go = lambda stage, *p: run('run', stage, '--run-dir', rd, *sum((('-p', k, v) for k, v in p), ()), cwd=tmp_path, env=env)
+    go = lambda stage, *p, step=None: run('run', stage, '--run-dir', rd, *sum((('-p', k, v) for k, v in p), ()),
+                                          *(('--step', step) if step else ()), cwd=tmp_path, env=env)
+    p1, frags = gala('train-p1.lzf.h5'), str(rd/'data.zarr/p1-fragments')     # a 12-iteration model predicts no boundaries yet
     go('ingest')                                                                  # the defaults: gala raw + gt
     t = go('train', ('iterations', 12), ('output_shape', '[4,24,24]'), ('model', '{features: 4, factors: [[1,2,2],[1,2,2]]}'))
     assert t['metrics']['iterations'] == 12 and np.isfinite(t['metrics']['val_loss'])
     go('predict', ('block_shape', '25,50,100'))
     f = go('fragments')
     assert f['metrics']['blocks_done'] > 0
-    a = go('automl', ('trials', 3), ('model_name', "''"))
+    go('fragments', ('boundaries', p1), ('out', frags), step='fragments-p1')
+    a = go('automl', ('fragments', frags), ('boundaries', p1), ('trials', 3), ('model_name', "''"))
     assert 0 <= a['metrics']['cv_voi'] < 10
-    g = go('agglomerate', ('classifier', str(rd/'classifier')))
+    g = go('agglomerate', ('fragments', frags), ('boundaries', p1), ('classifier', str(rd/'classifier')))
     assert g['metrics']['segments'] > 1
     e = go('evaluate')
     m = json.loads((rd/'metrics.json').read_text())
-    assert list(m) == ['ingest', 'train', 'predict', 'fragments', 'automl', 'agglomerate', 'evaluate']
+    assert list(m) == ['ingest', 'train', 'predict', 'fragments', 'fragments-p1', 'automl', 'agglomerate', 'evaluate']
     assert e['metrics']['voi'] == pytest.approx(e['metrics']['voi_split'] + e['metrics']['voi_merge'], abs=1e-5)
     for step, entry in m.items():
         assert (rd/f'{step}.ipynb').is_file() and all((rd/fig).is_file() for fig in entry['figures']), step
