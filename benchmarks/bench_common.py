@@ -58,6 +58,11 @@ def versions() -> str:
         except Exception: pass
     return ', '.join(out)
 
+def section_head(name: str, title: str, res: dict, machine_note: str = '') -> str:
+    "The opening of a RESULTS.md section from a results dict: marker, title, date, machine, command."
+    return (f"<!-- BEGIN {name} -->\n## {title}\n\n- date: {res['date']}\n- machine: {res['machine']}{machine_note}\n"
+            f"- command: `{res['command']}`\n\n")
+
 def update_results(name: str, title: str, body: str):
     "Replace (or append) the section `name` of RESULTS.md."
     begin, end = f'<!-- BEGIN {name} -->', f'<!-- END {name} -->'

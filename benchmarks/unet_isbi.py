@@ -19,7 +19,7 @@ from __future__ import annotations
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine, today, bench_parser, fresh_dir, command, finish
+from bench_common import machine, today, bench_parser, fresh_dir, command, finish, section_head
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -125,8 +125,7 @@ def _axis(res)->str: return 'zyx'[int(np.argmax(res['held_out'][0]))]
 
 def markdown(res:dict)->str:
     t = res['train']
-    s = (f"<!-- BEGIN unet_isbi -->\n## 9. Boundary model: quality on ISBI 2012 (anisotropic ssTEM)\n\n- date: {res['date']}\n"
-         f"- machine: {res['machine']}, torch {res['torch']} (CPU)\n- command: `{res['command']}`\n\n"
+    s = (section_head('unet_isbi', '9. Boundary model: quality on ISBI 2012 (anisotropic ssTEM)', res, f", torch {res['torch']} (CPU)") +
          f"`connecto train` on the 24 ISBI 2012 training sections (4 x 4 x 50 nm), the last 20% along {_axis(res)} held out (voxels "
          f"{res['held_out'][0]} to {res['held_out'][1]}); U-Net 12 feature maps, 3 levels of (1,2,2) with (1,3,3) kernels, valid "
          f"padding, boundary output; {t['iterations']} iterations of batch 2 in {t['seconds'] / 60:.0f} min "

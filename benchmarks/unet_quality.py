@@ -14,7 +14,7 @@ from __future__ import annotations
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine, today, bench_parser, fresh_dir, command, finish
+from bench_common import machine, today, bench_parser, fresh_dir, command, finish, section_head
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -85,8 +85,8 @@ def main():
 
 def markdown(res:dict)->str:
     t = res['train']
-    s = (f"<!-- BEGIN unet_quality -->\n## 7. Boundary model: quality on the gala crop\n\n- date: {res['date']}\n- machine: {res['machine']}, "
-         f"torch {res['torch']} (CPU)\n- command: `{res['command']}`\n\n`connecto train` on `fibsem-gala` raw + ground truth, the last 20% "
+    s = (section_head('unet_quality', '7. Boundary model: quality on the gala crop', res, f", torch {res['torch']} (CPU)") +
+         f"`connecto train` on `fibsem-gala` raw + ground truth, the last 20% "
          f"along x held out (voxels {res['held_out'][0]} to {res['held_out'][1]}); U-Net 12 feature maps, levels (2,2,2) x 2, valid "
          f"padding, affinities, Adam lr {res['config']['learning_rate']:g}; {t['iterations']} iterations of batch 2 in {t['seconds'] / 60:.0f} min ({t['samples_per_second']:.1f} "
          f"samples/s, peak RSS {res['peak_rss'] / 2**30:.2f} GiB); best validation loss {t['val_loss']:.4f}. Prediction of the whole "
