@@ -59,3 +59,24 @@ def test_pipeline_with_run_folder_on_s3(tmp_path, data, s3):
 def test_unreachable_store_is_one_line_exit_2(tmp_path):
     r = connecto('run', 'evaluate', '--run-dir', 'nosuchfs://bucket/run', '--quiet', cwd=tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'nosuchfs' in r.stderr, r.stderr
+
+def test_killed_on_one_machine_resumes_on_another(tmp_path, data, s3):
+    "A Job's pod killed mid-step: the retry, on another node with an empty mirror, skips the blocks the store's ledger holds."
+    import signal, subprocess, sys, time
+    env, client = s3
+    machine = lambda name: {**os.environ, **env, 'CONNECTO_DATA': str(data), 'CONNECTO_CACHE': str(tmp_path/name)}
+    url = 's3://lab-runs/runs/killed'
+    cfg = {'run_dir': url, 'defaults': {'workers': 0}, 'steps': [
+        {'stage': 'fragments', 'params': {'boundaries': gala('train-p1.lzf.h5'), 'block_shape': [10, 25, 50], 'raw': 'none'}}]}
+    (tmp_path/'p.yaml').write_text(yaml.safe_dump(cfg))
+    p = subprocess.Popen([sys.executable, '-m', 'connecto.cli', 'pipeline', 'p.yaml', '--quiet'], cwd=tmp_path, env=machine('pod-1'),
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 300 and not any(k.startswith('ledger-') for k in keys(client, 'runs/killed/data.zarr/fragments/.connecto/')):
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert 'metrics.json' not in keys(client, 'runs/killed/'), 'the step finished before it could be killed'
+    r = connecto('pipeline', 'p.yaml', '--json', '--quiet', cwd=tmp_path, env=machine('pod-2'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads(r.stdout)['metrics']['fragments']
+    assert m['blocks_skipped'] > 0 and m['blocks_done'] + m['blocks_skipped'] == 5 * 4 * 4, m
