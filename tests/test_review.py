@@ -61,6 +61,20 @@ def test_remote_lease_is_renewed_and_not_stolen():
     b.release()
     OutputLock('memory://lease.zarr/v').acquire().release()
 
+def test_lease_of_a_dead_run_is_taken_over():
+    "A holder that died (lease no longer renewed) blocks only until its lease runs out; on the same machine, not at all."
+    import json, socket, time, fsspec
+    from connecto.engine import OutputBusy, OutputLock
+    fs, path = fsspec.filesystem('memory'), '/dead.zarr/v/.connecto/lock'
+    dead = {'pid': 2**22 + 12345, 'host': socket.gethostname(), 'time': time.time(), 'token': 'x'}    # above any pid_max
+    fs.pipe(path, json.dumps(dead).encode())
+    OutputLock('memory://dead.zarr/v', lease_seconds=60).acquire().release()     # same machine, process gone: at once
+    fs.pipe(path, json.dumps({**dead, 'host': 'pod-elsewhere', 'time': time.time() - 0.6}).encode())
+    t = time.perf_counter(); OutputLock('memory://dead.zarr/v', lease_seconds=1).acquire().release()
+    assert 0.3 < time.perf_counter() - t < 1.0                                  # waited for the rest of its lease
+    fs.pipe(path, json.dumps({**dead, 'host': 'pod-elsewhere', 'time': time.time()}).encode())
+    with pytest.raises(OutputBusy): OutputLock('memory://dead.zarr/v', lease_seconds=1).acquire()   # renewed just now: alive
+
 def test_slice_folder_with_a_bad_section_is_refused_before_overwrite(data, tmp_path):
     "A section of another shape (or an unreadable one) is found when the folder is opened, so --overwrite destroys nothing."
     import shutil

@@ -1,7 +1,7 @@
 """The viewer in a live JupyterLab: a real `jupyter lab` server on loopback, Debian's Chromium driven by Playwright, a real kernel
 with the ipympl backend. Clicking an object in the figure shows what `Viewer.inspect` says of that voxel; a layer toggle changes
 the picture. Needs /usr/bin/chromium (`apt-get install chromium`, done by .ci/run) and the playwright package (dev extra)."""
-import os, re, socket, subprocess, sys, time, urllib.request
+import os, re, signal, socket, subprocess, sys, time, urllib.request
 import nbformat
 import pytest
 from playwright.sync_api import sync_playwright, expect
@@ -31,13 +31,18 @@ def lab(tmp_path, data):
                                '--LabApp.extension_manager=readonly', '--allow-root'],
                               env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path/'lab.log', 'w'), start_new_session=True)
     base = f'http://127.0.0.1:{port}'
-    for _ in range(120):
-        if server.poll() is not None: break
-        try: urllib.request.urlopen(f'{base}/api/status?token={token}', timeout=1); break
-        except OSError: time.sleep(0.5)
-    else: pytest.fail(f"jupyter lab did not start: {(tmp_path/'lab.log').read_text()[-2000:]}")
-    yield f'{base}/lab/tree/viewer.ipynb?token={token}'
-    server.terminate(); server.wait(30)
+    try:
+        ready = False
+        for _ in range(120):
+            if server.poll() is not None: break
+            try: urllib.request.urlopen(f'{base}/api/status?token={token}', timeout=1); ready = True; break
+            except OSError: time.sleep(0.5)
+        if not ready: pytest.fail(f"jupyter lab did not start: {(tmp_path/'lab.log').read_text()[-2000:]}")
+        yield f'{base}/lab/tree/viewer.ipynb?token={token}'
+    finally:                                                  # the server and its kernels, whatever happened
+        os.killpg(server.pid, signal.SIGTERM)
+        try: server.wait(30)
+        except subprocess.TimeoutExpired: os.killpg(server.pid, signal.SIGKILL); server.wait()
 
 def test_click_in_live_jupyterlab_shows_the_object(lab, tmp_path):
     from connecto.viewer import Viewer
@@ -52,14 +57,13 @@ def test_click_in_live_jupyterlab_shows_the_object(lab, tmp_path):
         page.get_by_text('Run All Cells', exact=True).click()
         canvas = page.locator('.jupyter-matplotlib-canvas-div canvas').last
         canvas.wait_for(timeout=120_000)
-        time.sleep(2)                                        # the first draw
-        before = canvas.screenshot()
         box = canvas.bounding_box()
         canvas.click(position={'x': box['width'] * 0.3, 'y': box['height'] * 0.6})
         info = page.locator('code', has_text='segmentation')
         info.wait_for(timeout=60_000)
         text = info.inner_text()
         page.screenshot(path=str(tmp_path/'viewer.png'))
+        before = canvas.screenshot()                         # drawn by now: the click's answer came after the first draw
         page.get_by_role('checkbox', name='segmentation').uncheck()
         time.sleep(3)
         after = canvas.screenshot()
