@@ -5,7 +5,8 @@ Parts (`--parts`, default all):
             (a) connecto fragments + connecto agglomeration, (b) waterz with its own fragments on the same affinities,
             (c) both agglomerators on the given fragments (train-ws / train-fragments); best VOI; threshold transfer
   speed     a generated Voronoi-like 64x512x512 volume (affinities in Zarr): connecto fragments + agglomerate (t=0.5)
-            with workers=0, 1, 2 vs waterz (single-threaded, one threshold), each run in a subprocess (peak RSS of its tree)
+            with one thread, workers=0 (2 threads), 1 and 2 worker processes vs waterz (single-threaded, one threshold),
+            each run in a subprocess (peak RSS of its tree)
   large     generated float32 affinities of 1.1 and 2.25 GiB (3x128x1024x768, 3x256x1024x768), written blockwise to Zarr;
             connecto fragments + agglomerate with workers=2, blocks 64x256x256; wall time, voxels/s, peak RSS of the process
             tree, once with the default config and once with cache_size_gb=0.25 (`--large-cache-gb`): equal peaks for
@@ -267,7 +268,7 @@ def child(task_path:str):
                peak_tree_anon=rss.peak_anon, peak_procs=rss.peak_procs, rss_samples=rss.samples)
     Path(task_path).with_suffix('.out.json').write_text(json.dumps(res))
 
-def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo=16, cache_gb=None)->dict:
+def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo=16, cache_gb=None, threads=None)->dict:
     """connecto fragments (affinities) + agglomerate (graph, merges, stitch) at one threshold, outputs in Zarr; times.
     `cache_gb`: the config's `cache_size_gb` (decoded-chunk cache per process), None = default."""
     from connecto.config import Config
@@ -278,7 +279,7 @@ def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo
     rmtree(out)
     cfg = Config() if cache_gb is None else Config(cache_size_gb=cache_gb)
     t = time.perf_counter()
-    with shared_cluster(workers):                               # one cluster for the three stages, as a pipeline runs them
+    with shared_cluster(workers, threads):                      # one cluster for the three stages, as a pipeline runs them
         fr = fragments(aff, f'{out}/fragments', kind='affinities', block_shape=block_shape, halo=halo, progress=False, config=cfg)
         t1 = time.perf_counter()
         ag = agglomerate(f'{out}/fragments', aff, f'{out}/seg', thresholds=[threshold], kind='affinities', block_shape=block_shape,
@@ -353,7 +354,7 @@ def speed(wd:Path, shape, chunks, reps:int)->dict:
     rmtree(wd / 'speed.zarr')
     gen = write_voronoi(aff, shape, chunks, gt_spec=gt)
     log(f"  speed volume {shape}: generated in {gen['seconds']} s, {gen['cells']} cells")
-    cfgs = [('waterz', dict(what='waterz')), ('connecto w0', dict(what='connecto', workers=0)),
+    cfgs = [('waterz', dict(what='waterz')), ('connecto t1', dict(what='connecto', workers=0, threads=1)), ('connecto w0', dict(what='connecto', workers=0)),
             ('connecto w1', dict(what='connecto', workers=1)), ('connecto w2', dict(what='connecto', workers=2))]
     runs, conts = {k: [] for k, _ in cfgs}, []
     for r in range(reps):
@@ -517,11 +518,12 @@ def findings_speed(sp:dict)->list:
     ratio = cs[fast] / med['waterz']
     return [f"**connecto takes {ratio:.1f}x waterz's time** on {'x'.join(map(str, sp['shape']))} ({'slower' if ratio > 1 else 'faster'}): "
             f"best connecto run ({fast}) {cs[fast]:.1f} s vs waterz {med['waterz']:.1f} s ({n / cs[fast] / 1e6:.2f} vs "
-            f"{n / med['waterz'] / 1e6:.1f} Mvoxel/s); single-threaded (1 worker process) {med['connecto w1'] / med['waterz']:.1f}x",
+            f"{n / med['waterz'] / 1e6:.1f} Mvoxel/s); single-threaded: {med['connecto t1'] / med['waterz']:.1f}x in the process "
+            f"(one thread), {med['connecto w1'] / med['waterz']:.1f}x in one worker process",
             f"where the time goes ({fast}): fragments {frag:.1f} s, graph + merges + stitch {cs[fast] - frag:.1f} s; the "
             f"fragment step of all {p.get('blocks', 1)} blocks on one thread ({p['voxels'] / 1e6:.1f} M voxels incl. halo): " +
             ', '.join(f"{k} {v / sum(steps.values()) * 100:.0f}%" for k, v in steps.items()),
-            f"2 threads (workers=0) {med['connecto w0']:.1f} s, 1 worker process {med['connecto w1']:.1f} s, 2 worker processes "
+            f"1 thread {med['connecto t1']:.1f} s, 2 threads (workers=0) {med['connecto w0']:.1f} s, 1 worker process {med['connecto w1']:.1f} s, 2 worker processes "
             f"{med['connecto w2']:.1f} s (processes pay a start of a few seconds: worth it on volumes of many blocks, not on 4)"]
 
 def findings_large(lg:dict)->list:
@@ -568,7 +570,7 @@ def markdown(res:dict)->str:
               "faces plus uniform per-voxel noise, blurred together (sigma 1), stored as float32 affinities (3, z, y, x) in Zarr (chunks "
               f"{'x'.join(map(str, sp['chunks']))}). Each run in a fresh subprocess; times after imports (connecto: also of the libraries its stages import lazily: distributed, numba, cc3d, fastremap; numba's loading of the compiled kernels is timed). "
               f"connecto: `fragments(kind='affinities', block_shape={tuple(sp['chunks'])}, halo=16)` + `agglomerate(thresholds=[0.5])`, "
-              "reading and writing Zarr, both inside one `shared_cluster(workers)`: workers=0 = threads in the process (2), "
+              "reading and writing Zarr, both inside one `shared_cluster(workers)`: workers=0 = threads in the process (2; t1: one thread), "
               "workers=1/2 = LocalCluster processes, started once for the three stages (fragments, graph, stitch). waterz: `agglomerate(affs, [0.5])` "
               "(its zwatershed + agglomeration, single-threaded), affinities already in memory; the end-to-end column adds its Zarr "
               f"read and write. Medians of {len(sp['runs']['waterz'])} runs. Peak tree RSS = largest sum over the process tree, "
