@@ -4,12 +4,14 @@ A generated uint8 raw volume in Zarr; a U-Net checkpoint (random weights: speed 
 reads the whole volume into memory once, runs the model on exactly the tiles `predict` uses (same tile shape, same
 context, batch 1) and writes into a NumPy array: no engine, no Zarr writes, no blocks. `predict` runs blockwise through
 the engine with workers=0 (threads of this process), 1 and 2 (LocalCluster processes, each with torch threads =
-cores / workers). Each run in a fresh subprocess; medians over `--reps`.
+cores / workers). Each run in a fresh subprocess; medians over `--reps`. Every run has torch's huge-page CPU allocator
+(`THP_MEM_ALLOC_ENABLE=1`, which `import connecto` sets) except the row "bare, 4 KiB pages", the bare loop with torch's
+default allocator: what the same loop costs when nothing sets it.
 
     python benchmarks/predict_overhead.py            # ~10 min on 2 cores
 """
 from __future__ import annotations
-import json, subprocess, sys, time
+import json, os, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import machine, median, today, bench_parser, fresh_dir, command, rmtree, finish
@@ -67,8 +69,9 @@ def child(task:str):
     res = bare(**t) if what == 'bare' else connecto_predict(**t)
     print(json.dumps(res))
 
-def run(task:dict)->dict:
-    r = subprocess.run([sys.executable, __file__, '--child', json.dumps(task)], capture_output=True, text=True)
+def run(task:dict, huge_pages:bool=True)->dict:
+    env = {**os.environ, 'THP_MEM_ALLOC_ENABLE': '1' if huge_pages else '0'}
+    r = subprocess.run([sys.executable, __file__, '--child', json.dumps(task)], capture_output=True, text=True, env=env)
     if r.returncode: raise RuntimeError(r.stderr[-2000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -99,12 +102,12 @@ def main():
     if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
     wd = fresh_dir(a.workdir)
     spec = setup(wd, a.shape, a.features)
-    runs = {k: [] for k in ('bare', 'predict w0', 'predict w1', 'predict w2')}
+    runs = {k: [] for k in ('bare', 'bare, 4 KiB pages', 'predict w0', 'predict w1', 'predict w2')}
     for r in range(a.reps):
         for k in runs:
-            task = dict(what='bare', tile=list(a.tile), **spec) if k == 'bare' else dict(
+            task = dict(what='bare', tile=list(a.tile), **spec) if k.startswith('bare') else dict(
                 what='predict', tile=None, workers=int(k[-1]), block_shape=list(a.block_shape), out=str(wd / 'p.zarr/aff'), **spec)
-            runs[k].append(run(task)); log(f"rep {r} {k}: {runs[k][-1]['seconds']:.1f} s")
+            runs[k].append(run(task, huge_pages=k != 'bare, 4 KiB pages')); log(f"rep {r} {k}: {runs[k][-1]['seconds']:.1f} s")
     res = dict(date=today(), machine=machine(), command=command(), shape=list(a.shape), tile=list(a.tile), block_shape=list(a.block_shape),
                features=a.features, reps=a.reps, runs=runs)
     finish(res, a.json, markdown, wd)
