@@ -89,7 +89,7 @@ def main():
     ap.add_argument('--minutes', type=float, default=25.)
     a = ap.parse_args()
     if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
-    import torch
+    import connecto, torch                  # connecto first: it turns on torch's huge-page CPU allocator (nbs/10_unet.ipynb)
     from connecto.volume import from_array, Volume
     from connecto.train import train, TrainConfig, split_regions
     from connecto.predict import predict
