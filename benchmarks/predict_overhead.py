@@ -2,13 +2,14 @@
 
 A generated uint8 raw volume in Zarr; a U-Net checkpoint (random weights: speed does not depend on them). The bare loop
 reads the whole volume into memory once, runs the model on exactly the tiles `predict` uses (same tile shape, same
-context, batch 1) and writes into a NumPy array: no engine, no Zarr writes, no blocks. `predict` runs blockwise through
-the engine with workers=0 (threads of this process), 1 and 2 (LocalCluster processes, each with torch threads =
-cores / workers). Each run in a fresh subprocess; medians over `--reps`. Every run has torch's huge-page CPU allocator
+context, batch 1; with the default block shape) and writes into a NumPy array: no engine, no Zarr writes, no blocks.
+It runs one tile at a time on all cores (torch's intra-op threads), the way a plain script does. `predict` runs blockwise
+through the engine with workers=0 (threads of this process), 1 and 2 (LocalCluster processes with cores / workers
+threads each); it runs one tile per core, one torch thread each. Each run in a fresh subprocess; medians over `--reps`. Every run has torch's huge-page CPU allocator
 (`THP_MEM_ALLOC_ENABLE=1`, which `import connecto` sets) except the row "bare, 4 KiB pages", the bare loop with torch's
 default allocator: what the same loop costs when nothing sets it.
 
-    python benchmarks/predict_overhead.py            # ~10 min on 2 cores
+    python benchmarks/predict_overhead.py            # ~20 min on 2 cores
 """
 from __future__ import annotations
 import json, os, subprocess, sys, time
@@ -81,7 +82,7 @@ def markdown(res:dict)->str:
     s = (f"<!-- BEGIN predict_overhead -->\n## 8. Inference overhead: `connecto predict` vs a bare forward loop\n\n- date: {res['date']}\n"
          f"- machine: {res['machine']}\n- command: `{res['command']}`\n\nRaw {'x'.join(map(str, res['shape']))} uint8 in Zarr; U-Net "
          f"{res['features']} feature maps, levels (1,2,2), (2,2,2), valid; bare-loop tiles {res['tile']} ({res['runs']['bare'][0]['tiles']} over the volume in memory); blocks {res['block_shape']}, "
-         f"`predict` with its default tiles (about 32x128x128, dividing each block evenly). Medians of {res['reps']} runs, "
+         f"`predict` with its default tiles (about 32x128x128, dividing each block evenly: with the default blocks, exactly the bare loop's tiles). Medians of {res['reps']} runs, "
          "each in a fresh process.\n\n| run | times (s) | median (s) | Mvoxel/s | time / bare loop |\n|---|---|---|---|---|\n")
     for k, rs in res['runs'].items():
         m = median([r['seconds'] for r in rs])
@@ -91,9 +92,9 @@ def markdown(res:dict)->str:
 
 def main():
     ap = bench_parser(__doc__, '/tmp/connecto-bench/predict', JSON_OUT)
-    ap.add_argument('--shape', type=triple, default=(64, 384, 384))
+    ap.add_argument('--shape', type=triple, default=(64, 512, 512))
     ap.add_argument('--tile', type=triple, default=(32, 128, 128))
-    ap.add_argument('--block-shape', type=triple, default=(64, 192, 192))
+    ap.add_argument('--block-shape', type=triple, default=(64, 256, 256))
     ap.add_argument('--features', type=int, default=12)
     ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--child', help=__import__('argparse').SUPPRESS)

@@ -1,7 +1,8 @@
 __version__ = "0.1.0"
 
 import os as _os
-# Before any torch import: torch's CPU allocator then puts tensors of 2 MiB and more on transparent huge pages. Without it
-# every large activation is a fresh mmap that faults in 4 KiB pages: a quarter of a CPU forward pass, half of it in a Dask
-# worker (whose MALLOC_TRIM_THRESHOLD_ makes glibc unmap even more). See nbs/10_unet.ipynb, "CPU memory". Set it to 0 to opt out.
+# torch's CPU allocator then puts tensors of 2 MiB and more on transparent huge pages. Without it every large activation
+# is a fresh mmap that faults in 4 KiB pages: a fifth of a CPU forward pass, and more in a Dask worker (whose
+# MALLOC_TRIM_THRESHOLD_ makes glibc unmap even more). torch reads the variable at its first large allocation. See
+# nbs/10_unet.ipynb, "CPU memory"; set it to 0 to opt out.
 _os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
