@@ -5,7 +5,7 @@ reads the whole volume into memory once, runs the model on exactly the tiles `pr
 context, batch 1; with the default block shape) and writes into a NumPy array: no engine, no Zarr writes, no blocks.
 It runs one tile at a time on all cores (torch's intra-op threads), the way a plain script does. `predict` runs blockwise
 through the engine with workers=0 (threads of this process), 1 and 2 (LocalCluster processes with cores / workers
-threads each); it runs one tile per core, one torch thread each. Each run in a fresh subprocess; medians over `--reps`. Every run has torch's huge-page CPU allocator
+threads each); it runs one tile per core, one torch thread each. Each run in a fresh subprocess, imports (torch, connecto) before its timer on both sides; medians over `--reps`. Every run has torch's huge-page CPU allocator
 (`THP_MEM_ALLOC_ENABLE=1`, which `import connecto` sets) except the row "bare, 4 KiB pages", the bare loop with torch's
 default allocator: what the same loop costs when nothing sets it.
 
@@ -58,6 +58,7 @@ def bare(raw:str, model:str, tile)->dict:
     return dict(seconds=time.perf_counter() - t0, forward_seconds=time.perf_counter() - t1, tiles=len(tiles))
 
 def connecto_predict(raw:str, model:str, tile, workers:int, block_shape, out:str)->dict:
+    import torch, connecto.unet                                 # imported before the timer, as in `bare`
     from connecto.predict import predict
     rmtree(Path(out).parent)
     t0 = time.perf_counter()
