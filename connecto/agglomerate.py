@@ -11,7 +11,7 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, layout_key
 from .volume import Volume, open_volume, spec_kind
-from .engine import OutputLock, prepare_output, shared_cluster, state_dir, _fs
+from .engine import OutputLock, compiled, prepare_output, shared_cluster, state_dir, _fs
 from .fragments import check_map
 from .graph import RegionGraph, region_graph
 from .stitch import relabel, union_find
@@ -41,6 +41,79 @@ class Merges:
         return int(above[0]) if len(above) else len(self)
 
 # %% ../nbs/22_agglomerate.ipynb #af3dc7d8
+def _merge_kernel(
+    n:int, # number of nodes
+    u:np.ndarray, v:np.ndarray, # int64 edges (node indices)
+    area:np.ndarray, weighted:np.ndarray, # float64 contact area and area * score of each edge, changed in place
+    threshold:float, # stop when the best edge scores above this
+    out_a:np.ndarray, out_b:np.ndarray, out_s:np.ndarray, # the merges, written (n entries)
+)->int:
+    "`merge_sequence` compiled: adjacency lists of edge ends, a hash table (linear probing) from node pairs to edges, a heap."
+    m = u.size
+    bits = 4
+    while (1 << bits) < 2 * m + 2: bits += 1
+    cap = 1 << bits
+    keys, slot = np.full(cap, -1, np.int64), np.empty(cap, np.int64)
+    gold = np.uint64(0x9E3779B97F4A7C15)
+    def probe(k):                                               # the position of key `k`, or of the empty place for it
+        i = np.int64((np.uint64(k) * gold) >> np.uint64(64 - bits))
+        while keys[i] != -1 and keys[i] != k: i = (i + 1) & (cap - 1)
+        return i
+    def remove(i):                                              # delete the key at `i`, shifting back what followed it
+        j = i
+        while True:
+            j = (j + 1) & (cap - 1)
+            if keys[j] == -1: break
+            h = np.int64((np.uint64(keys[j]) * gold) >> np.uint64(64 - bits))
+            if (i <= j and i < h <= j) or (i > j and (h > i or h <= j)): continue
+            keys[i] = keys[j]; slot[i] = slot[j]; i = j
+        keys[i] = -1
+    ends = np.empty((m, 2), np.int64)                           # the current two nodes of each edge
+    nxt, head = np.full(2 * m, -1, np.int64), np.full(n, -1, np.int64)   # end 2e + i of edge e is in the list of ends[e, i]
+    dead, merged, deg = np.zeros(m, np.bool_), np.zeros(n, np.bool_), np.zeros(n, np.int64)
+    heap = [(0., np.int64(0), np.int64(0)) for _ in range(0)]
+    for e in range(m):
+        x, y = u[e], v[e]
+        ends[e, 0], ends[e, 1] = x, y
+        if x == y: dead[e] = True; continue                     # no self-edges
+        i = probe(min(x, y) * n + max(x, y))
+        if keys[i] == -1: deg[x] += 1; deg[y] += 1
+        else: dead[slot[i]] = True                              # a repeated edge replaces the earlier one
+        keys[i], slot[i] = min(x, y) * n + max(x, y), e
+        nxt[2 * e], head[x] = head[x], 2 * e
+        nxt[2 * e + 1], head[y] = head[y], 2 * e + 1
+        heap.append((weighted[e] / area[e] if area[e] else 1., x, y))
+    heapq.heapify(heap)
+    k = 0
+    while len(heap):
+        s, x, y = heapq.heappop(heap)
+        if s > threshold: break
+        if merged[x] or merged[y]: continue
+        i = probe(min(x, y) * n + max(x, y))
+        if keys[i] == -1 or weighted[slot[i]] / area[slot[i]] != s: continue   # stale: the edge changed since it was pushed
+        keep, gone = (x, y) if deg[x] >= deg[y] else (y, x)
+        dead[slot[i]] = True; remove(i); deg[keep] -= 1
+        end = head[gone]
+        while end != -1:
+            after, e = nxt[end], end >> 1
+            if not dead[e]:
+                c = ends[e, 0] + ends[e, 1] - gone
+                remove(probe(min(gone, c) * n + max(gone, c))); deg[c] -= 1
+                j = probe(min(keep, c) * n + max(keep, c))
+                if keys[j] == -1:                               # keep gets the edge
+                    keys[j], slot[j] = min(keep, c) * n + max(keep, c), e
+                    ends[e, end & 1] = keep
+                    nxt[end], head[keep] = head[keep], end
+                    deg[keep] += 1; deg[c] += 1
+                    ek = e
+                else:
+                    ek = slot[j]; area[ek] += area[e]; weighted[ek] += weighted[e]; dead[e] = True
+                heapq.heappush(heap, (weighted[ek] / area[ek], min(keep, c), max(keep, c)))
+            end = after
+        head[gone] = -1; merged[gone] = True
+        out_a[k], out_b[k], out_s[k] = x, y, s; k += 1
+    return k
+
 def merge_sequence(
     n:int, # number of nodes
     u:np.ndarray, v:np.ndarray, # edges (node indices)
@@ -49,34 +122,11 @@ def merge_sequence(
     threshold:float, # stop when the best edge scores above this
 )->Merges:
     "Greedy agglomeration; merged edges score the area-weighted mean of their parts."
-    area = np.asarray(area, np.float64)
+    area = np.array(area, np.float64)
     weighted = area * np.asarray(score, np.float64)
-    adj = [dict() for _ in range(n)]
-    heap = []
-    for i, (x, y) in enumerate(zip(u.tolist(), v.tolist())):
-        e = [area[i], weighted[i]]
-        adj[x][y] = adj[y][x] = e
-        heap.append((e[1] / e[0] if e[0] else 1., x, y))
-    heapq.heapify(heap)
-    out_a, out_b, out_s = [], [], []
-    while heap:
-        s, x, y = heapq.heappop(heap)
-        if s > threshold: break
-        if adj[x] is None or adj[y] is None: continue
-        e = adj[x].get(y)
-        if e is None or e[1] / e[0] != s: continue      # stale: the edge changed since it was pushed
-        keep, gone = (x, y) if len(adj[x]) >= len(adj[y]) else (y, x)
-        del adj[keep][gone]
-        for c, ec in adj[gone].items():
-            if c == keep: continue
-            del adj[c][gone]
-            ek = adj[keep].get(c)
-            if ek is None: adj[keep][c] = adj[c][keep] = ek = ec
-            else: ek[0] += ec[0]; ek[1] += ec[1]
-            heapq.heappush(heap, (ek[1] / ek[0], min(keep, c), max(keep, c)))
-        adj[gone] = None
-        out_a.append(x); out_b.append(y); out_s.append(s)
-    return Merges(np.array(out_a, np.int64), np.array(out_b, np.int64), np.array(out_s, np.float64))
+    out_a, out_b, out_s = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float64)
+    k = compiled(_merge_kernel)(int(n), np.asarray(u, np.int64), np.asarray(v, np.int64), area, weighted, float(threshold), out_a, out_b, out_s)
+    return Merges(out_a[:k].copy(), out_b[:k].copy(), out_s[:k].copy())
 
 # %% ../nbs/22_agglomerate.ipynb #57df890c
 def edge_scores(

@@ -111,6 +111,20 @@ def minima_seeds(
 SEEDS = {'distance': distance_seeds, 'minima': minima_seeds}
 
 # %% ../nbs/20_fragments.ipynb #acd6a362
+def _pack(
+    cell:np.ndarray, # padded (z + 2, y + 2, x + 2) words, written
+    levels:np.ndarray, # uint8 (z, y, x)
+    markers:np.ndarray, # labels (z, y, x) in the type of `cell`
+    shift:int, # bits of the label
+    mask:int, # (1 << shift) - 1: the label of the padding
+):
+    "`cell` = level << shift | label inside, level 0 and label `mask` on its one-voxel border."
+    nz, ny, nx = levels.shape
+    cell[...] = mask
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx): cell[z + 1, y + 1, x + 1] = (np.uint64(levels[z, y, x]) << shift) | markers[z, y, x]
+
 def _priority_flood(
     cell:np.ndarray, # flat padded volume, level << shift | label: label 0 = to flood, `mask` = padding; changed in place
     queue:np.ndarray, # flat integer scratch of the same size (int32 when it can index the volume: less memory traffic)
@@ -119,20 +133,47 @@ def _priority_flood(
     nx:int, # padded size along x
     shift:int, # bits of the label
     mask:int, # (1 << shift) - 1, in the type of `cell`
+    gone:np.ndarray, # bool per label: labels to empty and flood again from their neighbours (kept where none reaches); empty: none
 ):
     "Grow the labels over the unlabelled voxels, lowest level first, in the order they were reached within a level."
     n, sz = cell.size, ny * nx
     start = np.zeros(257, np.int64)
-    for p in range(n): start[np.int64(cell[p] >> shift) + 1] += 1   # a voxel is queued at most once, in its level's bucket
+    nf = 0                                                      # the front, ascending, in `pit`: labelled voxels next to an unlabelled one
+    if gone.size == 0:
+        for p in range(n): start[np.int64(cell[p] >> shift) + 1] += 1   # a voxel is queued at most once, in its level's bucket
+        for p in range(n):
+            if (cell[p] & mask) == 0 or (cell[p] & mask) == mask: continue
+            if ((cell[p - sz] & mask) == 0 or (cell[p - nx] & mask) == 0 or (cell[p - 1] & mask) == 0 or (cell[p + 1] & mask) == 0
+                    or (cell[p + nx] & mask) == 0 or (cell[p + sz] & mask) == 0):
+                pit[nf] = p; nf += 1
+    else:                                                       # only the emptied voxels and their front are touched
+        m = 0
+        for p in range(n):
+            label = cell[p] & mask
+            if label != mask and label < gone.size and gone[label]: m += 1
+        where, was = np.empty(m, np.int64), np.empty(m, cell.dtype)
+        m = 0
+        for p in range(n):
+            label = cell[p] & mask
+            if label != mask and label < gone.size and gone[label]:
+                where[m] = p; was[m] = label; m += 1
+                cell[p] ^= label
+                start[np.int64(cell[p] >> shift) + 1] += 1
+        near = np.empty(6 * m, np.int64)
+        k = 0
+        for p in where:
+            for q in (p - sz, p - nx, p - 1, p + 1, p + nx, p + sz):
+                if (cell[q] & mask) != 0 and (cell[q] & mask) != mask: near[k] = q; k += 1
+        near = np.unique(near[:k])
+        for q in near:
+            pit[nf] = q; nf += 1
+            start[np.int64(cell[q] >> shift) + 1] += 1
     for i in range(256): start[i + 1] += start[i]
     head, tail = start[:256].copy(), start[:256].copy()
     cur = 256
-    for p in range(n):                                          # labelled voxels next to an unlabelled one
-        if (cell[p] & mask) == 0 or (cell[p] & mask) == mask: continue
-        if ((cell[p - sz] & mask) == 0 or (cell[p - nx] & mask) == 0 or (cell[p - 1] & mask) == 0 or (cell[p + 1] & mask) == 0
-                or (cell[p + nx] & mask) == 0 or (cell[p + sz] & mask) == 0):
-            level = np.int64(cell[p] >> shift)
-            queue[tail[level]] = p; tail[level] += 1; cur = min(cur, level)
+    for i in range(nf):
+        p = pit[i]; level = np.int64(cell[p] >> shift)
+        queue[tail[level]] = p; tail[level] += 1; cur = min(cur, level)
     ph = pt = 0                                                 # the pit: voxels below the current level, flooded first
     while True:
         if ph < pt:
@@ -150,39 +191,58 @@ def _priority_flood(
             level = np.int64(c >> shift)
             if level < cur: pit[pt] = q; pt += 1
             else: queue[tail[level]] = q; tail[level] += 1
+    if gone.size:
+        for i in range(where.size):                             # no larger neighbour reached them: kept
+            if (cell[where[i]] & mask) == 0: cell[where[i]] |= was[i]
+
+class _Flood:
+    "A seeded watershed in progress: levels and labels packed in one padded word per voxel (one memory access)."
+    def __init__(self,
+        levels:np.ndarray, # uint8 (z, y, x) or (y, x) map: lower floods first
+        markers:np.ndarray, # seeds: labels > 0, 0 = to flood
+    ):
+        if levels.dtype != np.uint8: raise InputError(f"levels have dtype {levels.dtype}; quantize the map to uint8 first")
+        if levels.shape != markers.shape: raise InputError(f"levels {levels.shape} and markers {markers.shape} differ in shape")
+        top = int(markers.max()) if markers.size else 0
+        if top >= 2**32 - 1 or (markers.size and markers.min() < 0): raise InputError("markers must lie in [0, 2**32 - 1)")
+        self.shape = levels.shape
+        dtype, shift = (np.uint32, 24) if top < 2**24 - 1 else (np.uint64, 32)
+        self.shift, self.mask = dtype(shift), dtype((1 << shift) - 1)
+        lv, lab = (a.reshape((1,) * (3 - a.ndim) + self.shape) for a in (levels, markers))
+        self.cell = np.empty(tuple(s + 2 for s in lv.shape), dtype)
+        compiled(_pack)(self.cell, lv, np.ascontiguousarray(lab).astype(dtype, copy=False), self.shift, self.mask)
+        self.grow()
+
+    def grow(self, gone:np.ndarray|None=None):
+        "Flood the unlabelled voxels; with `gone` (bool per label), first empty those labels' voxels."
+        c = self.cell
+        queue, pit = (np.empty(c.size, np.int32 if c.size < 2**31 else np.int64) for _ in range(2))   # pages touched as used
+        compiled(_priority_flood)(c.ravel(), queue, pit, c.shape[1], c.shape[2], self.shift, self.mask,
+                                  np.zeros(0, np.bool_) if gone is None else gone)
+
+    def labels(self)->np.ndarray:
+        "uint32 labels, 0 where no seed reached."
+        return (self.cell[1:-1, 1:-1, 1:-1] & self.mask).astype(np.uint32).reshape(self.shape)
 
 def seeded_watershed(
     levels:np.ndarray, # uint8 (z, y, x) or (y, x) map: lower floods first
     markers:np.ndarray, # seeds: labels > 0, 0 = to flood
 )->np.ndarray:
     "uint32 labels: each voxel gets the seed that reaches it first (6- or 4-connected); 0 where no seed reaches."
-    if levels.dtype != np.uint8: raise InputError(f"levels have dtype {levels.dtype}; quantize the map to uint8 first")
-    if levels.shape != markers.shape: raise InputError(f"levels {levels.shape} and markers {markers.shape} differ in shape")
-    shape = levels.shape
-    lv, lab = (a.reshape((1,) * (3 - a.ndim) + shape) for a in (levels, markers))
-    top = int(markers.max()) if markers.size else 0
-    if top >= 2**32 - 1 or (markers.size and markers.min() < 0): raise InputError("markers must lie in [0, 2**32 - 1)")
-    dtype, shift = (np.uint32, 24) if top < 2**24 - 1 else (np.uint64, 32)   # label and level in one word: one memory access
-    mask = dtype((1 << shift) - 1)
-    cell = np.pad(lv, 1).astype(dtype) << dtype(shift)
-    cell |= np.pad(lab.astype(dtype), 1, constant_values=mask)
-    queue, pit = (np.empty(cell.size, np.int32 if cell.size < 2**31 else np.int64) for _ in range(2))
-    compiled(_priority_flood)(cell.ravel(), queue, pit, cell.shape[1], cell.shape[2], dtype(shift), mask)
-    return (cell[1:-1, 1:-1, 1:-1] & mask).astype(np.uint32).reshape(shape)
+    return _Flood(levels, markers).labels()
 
 def _flood(levels, markers, min_size):
     "Watershed from `markers`; fragments below `min_size` voxels are emptied and flooded from their neighbours."
     import fastremap
-    frags = seeded_watershed(levels, markers)
+    fl = _Flood(levels, markers)
+    frags = fl.labels()
     if min_size > 1 and frags.max():
         ids, counts = fastremap.unique(frags, return_counts=True)
         small = ids[(counts < min_size) & (ids > 0)]
         if len(small) and len(small) < len(ids) - (ids[0] == 0):
-            dissolve = np.isin(frags, small, kind="table")
-            flooded = seeded_watershed(levels, np.where(dissolve, 0, frags))
-            stuck = dissolve & (flooded == 0)                   # no larger neighbour to flood from: kept
-            flooded[stuck] = frags[stuck]
-            frags = flooded
+            gone = np.zeros(int(ids[-1]) + 1, np.bool_); gone[small] = True
+            fl.grow(gone)
+            frags = fl.labels()
     return frags
 
 def watershed_fragments(
