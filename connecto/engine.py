@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_engine.ipynb #708e6791
 from __future__ import annotations
-import contextlib, contextvars, io, itertools, json, logging, os, random, socket, sys, time, uuid
+import contextlib, contextvars, functools, io, itertools, json, logging, os, random, socket, sys, time, uuid
 import cloudpickle, psutil
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -19,7 +19,7 @@ log = logging.getLogger('connecto.engine')
 # %% auto #0
 __all__ = ['log', 'state_dir', 'OutputBusy', 'OutputLock', 'put_atomic', 'Ledger', 'BlockTables', 'prepare_output', 'RunReport',
            'dask_client', 'shared_cluster', 'shared_cluster_settings', 'run_blockwise', 'run_stage', 'is_complete',
-           'compiled']
+           'prefetch', 'compiled']
 
 # %% ../nbs/03_engine.ipynb #db30f083
 def state_dir(
@@ -581,12 +581,38 @@ def is_complete(output:str, grid:BlockGrid, stage:str, params:dict)->bool:
 # %% ../nbs/03_engine.ipynb #cf1169fe
 _COMPILED = {}
 
+def prefetch(
+    a:np.ndarray, # a 1D array
+    i:int, # an index into `a` (out of range is harmless: a prefetch never faults)
+):
+    "Start loading the cache line of `a[i]`; a no-op in Python, LLVM's prefetch in `compiled` code."
+
+@functools.cache
+def _numba_extensions():
+    "Give `prefetch` its compiled form (once per process)."
+    from numba import types
+    from numba.extending import intrinsic, overload
+    from llvmlite import ir
+    @intrinsic
+    def _llvm_prefetch(typingctx, arr, idx):
+        def codegen(context, builder, signature, args):
+            ary = context.make_array(signature.args[0])(context, builder, args[0])
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fn = builder.module.declare_intrinsic('llvm.prefetch', fnty=ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]))
+            address = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+            builder.call(fn, [address, i32(0), i32(3), i32(1)])     # read, keep in all cache levels, data
+            return context.get_dummy_value()
+        return types.void(arr, idx), codegen
+    @overload(prefetch)
+    def _prefetch(a, i): return lambda a, i: _llvm_prefetch(a, i)
+
 def compiled(
     fn:Callable, # a numba-compatible function
 ):
     "`fn` compiled by numba (nogil; once per process, machine code cached on disk when `fn` lives in a module file)."
     if fn not in _COMPILED:
         import numba
+        _numba_extensions()
         on_disk = os.path.exists(fn.__code__.co_filename)        # not a notebook cell
         _COMPILED[fn] = numba.njit(cache=on_disk, nogil=True)(fn)
     return _COMPILED[fn]

@@ -10,7 +10,7 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, Roi, layout_key
 from .volume import Volume, open_volume, spec_kind
-from .engine import BlockTables, OutputLock, RunReport, compiled, prepare_output, run_stage
+from .engine import BlockTables, OutputLock, RunReport, compiled, prefetch, prepare_output, run_stage
 from .graph import core_tables
 
 # %% auto #0
@@ -182,7 +182,11 @@ def _priority_flood(
         else:
             while cur < 256 and head[cur] == tail[cur]: cur += 1
             if cur == 256: break
-            p = queue[head[cur]]; head[cur] += 1
+            h = head[cur]
+            p = queue[h]; head[cur] = h + 1
+            if h + 32 < tail[cur]:                              # the voxel popped 32 steps on: its neighbours on their way to the cache
+                r = queue[h + 32]
+                prefetch(cell, r - sz); prefetch(cell, r - nx); prefetch(cell, r); prefetch(cell, r + nx); prefetch(cell, r + sz)
         label = cell[p] & mask
         for q in (p - sz, p - nx, p - 1, p + 1, p + nx, p + sz):
             c = cell[q]
