@@ -20,13 +20,26 @@ __all__ = ['LEVELS', 'BINS', 'quantize', 'pair_affinities', 'contact_table', 'Re
 LEVELS = 255    # affinities are quantized to 0..LEVELS
 BINS = 16       # histogram bins per edge
 
+def _quantize(
+    a:np.ndarray, # float (c, z, y, x), any strides
+    out:np.ndarray, # uint8 of the same shape, written
+):
+    "`out` = round(clip(a, 0, 1) * LEVELS) in float32, in one pass."
+    for c in range(a.shape[0]):
+        for z in range(a.shape[1]):
+            for y in range(a.shape[2]):
+                for x in range(a.shape[3]):
+                    v = min(max(np.float32(a[c, z, y, x]), np.float32(0)), np.float32(1))
+                    out[c, z, y, x] = np.uint8(np.rint(v * np.float32(LEVELS)))
+
 def quantize(
     affinities:np.ndarray, # float affinities in [0, 1] (1 = same object)
 )->np.ndarray:
     "Affinities as uint8 levels 0..255 (computed in float32)."
-    x = np.clip(affinities, 0, 1, dtype=np.float32)         # one new array, then in place
-    x *= LEVELS
-    return np.rint(x, out=x).astype(np.uint8)
+    out = np.empty(affinities.shape, np.uint8)
+    four = (1,) * (4 - affinities.ndim) + affinities.shape
+    compiled(_quantize)(affinities.reshape(four), out.reshape(four))
+    return out
 
 def pair_affinities(
     data:np.ndarray, # boundaries (z, y, x) or affinities (3, z, y, x), over the core grown by one voxel on the low side
