@@ -72,6 +72,7 @@ def main():
     ap.add_argument('--features', type=int, default=16, help='feature maps at the first level')
     ap.add_argument('--output-shape', type=lambda s: [int(v) for v in s.split(',')], default=[32, 64, 64], help='of one training crop, z,y,x')
     ap.add_argument('--batch-size', type=int, default=1)
+    ap.add_argument('--precision', default='fp32', help="fp32, or bf16 (autocast; CPUs with AVX512-BF16 or AMX run it faster)")
     a = ap.parse_args()
     if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
     import connecto, torch                  # connecto first: it turns on torch's huge-page CPU allocator (nbs/10_unet.ipynb)
@@ -80,7 +81,7 @@ def main():
     from connecto.volume import Volume
     wd = fresh_dir(a.workdir)
     cfg = TrainConfig.load(model=dict(features=a.features, factors=[[2, 2, 2], [2, 2, 2]]), output_shape=a.output_shape, batch_size=a.batch_size,
-                           learning_rate=a.learning_rate, iterations=100000, time_limit=a.minutes, val_interval=100, checkpoint_interval=100,
+                           learning_rate=a.learning_rate, precision=a.precision, iterations=100000, time_limit=a.minutes, val_interval=100, checkpoint_interval=100,
                            val_crops=8, log_interval=20)
     log(f"training for {a.minutes} min")
     r = train(gala('train-image.h5'), gala('train-gt.lzf.h5'), str(wd / 'run'), cfg, progress=False)
@@ -108,7 +109,7 @@ def markdown(res:dict)->str:
          f"`connecto train` on `fibsem-gala` raw + ground truth, the last 20% "
          f"along x held out (voxels {res['held_out'][0]} to {res['held_out'][1]}); U-Net {res['config']['model']['features']} feature maps, levels (2,2,2) x 2, valid "
          f"padding, affinities, training crops of {'x'.join(map(str, res['config']['output_shape']))} output voxels, Adam lr "
-         f"{res['config']['learning_rate']:g}; {t['iterations']} iterations of batch {res['config']['batch_size']} in {t['seconds'] / 60:.0f} min ({t['samples_per_second']:.1f} "
+         f"{res['config']['learning_rate']:g}, precision {res['config'].get('precision', 'fp32')}; {t['iterations']} iterations of batch {res['config']['batch_size']} in {t['seconds'] / 60:.0f} min ({t['samples_per_second']:.1f} "
          f"samples/s, peak RSS {res['peak_rss'] / 2**30:.2f} GiB); best validation loss {t['val_loss']:.4f}. Prediction of the whole "
          f"crop: {res['predict_seconds']:.1f} s. Scored on the held-out region only.\n\n"
          "| boundary map | boundary average precision | VOI of watershed fragments (split / merge) | best VOI after mean-affinity agglomeration (t) |\n"
