@@ -579,7 +579,7 @@ def markdown(res:dict)->str:
         sp = res['speed']
         s += (f"\n### Speed: {'x'.join(map(str, sp['shape']))} generated volume\n\nVoronoi cells ({sp['generate']['cells']} seed points), "
               "faces plus uniform per-voxel noise, blurred together (sigma 1), stored as float32 affinities (3, z, y, x) in Zarr (chunks "
-              f"{'x'.join(map(str, sp['chunks']))}). Each run in a fresh subprocess; times after imports (connecto: also of the libraries its stages import lazily: distributed, numba, cc3d, fastremap; numba's loading of the compiled kernels is timed). "
+              f"{'x'.join(map(str, sp['chunks']))}). Each run in a fresh subprocess; times after imports (connecto: also of the libraries its stages import lazily: distributed, numba, cc3d, fastremap; numba's start and the loading of connecto's compiled kernels are timed apart, below). "
               f"connecto: `fragments(kind='affinities', block_shape={tuple(sp['chunks'])}, halo=16)` + `agglomerate(thresholds=[0.5])`, "
               "reading and writing Zarr, both inside one `shared_cluster(workers)`: workers=0 = threads in the process (2; t1: one thread), "
               "workers=1/2 = LocalCluster processes, started once for the three stages (fragments, graph, stitch). waterz: `agglomerate(affs, [0.5])` "
