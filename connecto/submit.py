@@ -12,8 +12,8 @@ from .pipeline import check_parameters, stage_parameters
 from .volume import is_url
 
 # %% auto #0
-__all__ = ['ACCELERATORS', 'LABELS', 'Accelerator', 'dns_name', 'stage_command', 'stage_job', 'scheduler_address', 'dask_cluster',
-           'manifests', 'to_yaml', 'create']
+__all__ = ['ACCELERATORS', 'LABELS', 'WORKER_ENV', 'Accelerator', 'dns_name', 'stage_command', 'stage_job', 'scheduler_address',
+           'dask_cluster', 'manifests', 'to_yaml', 'create']
 
 # %% ../nbs/73_submit.ipynb #8d9c63d6
 @dataclass(frozen=True)
@@ -120,6 +120,8 @@ def scheduler_address(name:str, namespace:str='default')->str:
     "The in-cluster address of a DaskCluster's scheduler."
     return f"tcp://{name}-scheduler.{namespace}.svc.cluster.local:8786"
 
+WORKER_ENV = {'DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON': "{'MALLOC_TRIM_THRESHOLD_': None}"}   # glibc's adaptive mmap threshold kept
+
 def dask_cluster(
     name:str, # cluster name
     image:str, # the same image as the Job's
@@ -143,7 +145,7 @@ def dask_cluster(
     vol = [{'name': 'data', 'persistentVolumeClaim': {'claimName': pvc}}] if pvc else []
     worker = {'containers': [{'name': 'worker', 'image': image, 'workingDir': '/data' if pvc else '/tmp', 'resources': res,
                               'volumeMounts': mount, 'envFrom': [{'secretRef': {'name': n}} for n in env_from or []],
-                              'env': [{'name': k, 'value': str(v)} for k, v in (env or {}).items()],
+                              'env': [{'name': k, 'value': str(v)} for k, v in {**WORKER_ENV, **(env or {})}.items()],
                               'args': ['dask', 'worker', '--name', '$(DASK_WORKER_NAME)', '--nthreads', cpu, '--dashboard',
                                        '--dashboard-address', '8788'],
                               'ports': [{'name': 'http-dashboard', 'containerPort': 8788, 'protocol': 'TCP'}]}], 'volumes': vol}
