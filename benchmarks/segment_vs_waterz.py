@@ -453,9 +453,10 @@ def md_speed(sp:dict)->str:
     kl = [r['kernel_load_seconds'] for rs in sp['runs'].values() for r in rs if 'kernel_load_seconds' in r]
     if kl:
         t1 = median([r['seconds'] + r['kernel_load_seconds'] for r in sp['runs']['connecto t1']])
-        s += (f"\n- numba's start and connecto's compiled kernels (cached on disk) are loaded once per process before the timer, as "
-              f"waterz's compiled module is imported before its timer: median {median(kl):.2f} s (max {max(kl):.2f} s); with it, one "
-              f"thread takes {t1:.1f} s = {t1 / wz:.1f}x waterz. Worker processes (w1, w2) load the kernels inside the timed run\n")
+        s += (f"\n- numba's start and the fragment stage's compiled kernels (seeds, flood; cached on disk) are loaded once per process "
+              f"before the timer, as waterz's compiled module is imported before its timer: median {median(kl):.2f} s (max {max(kl):.2f} s); "
+              f"with it, one thread takes {t1:.1f} s = {t1 / wz:.1f}x waterz. The other stages' kernels (graph, merges, relabel) load "
+              f"inside the timed run, and worker processes (w1, w2) load all of theirs inside it\n")
     s += (f"\n- waterz end-to-end (read affinities from Zarr + agglomerate + write segmentation to Zarr): median {wz_e2e:.1f} s "
           f"(read {median([r['read_seconds'] for r in we]):.1f} s, write {median([r['write_seconds'] for r in we]):.1f} s)\n")
     s += '- connecto time by stage (median over runs, s): \n\n| run | fragments | graph | merges (`merge_sequence`) | stitch | total |\n|---|---|---|---|---|---|\n'

@@ -44,7 +44,7 @@ class Merges:
 def _merge_kernel(
     n:int, # number of nodes
     u:np.ndarray, v:np.ndarray, # int64 edges (node indices)
-    area:np.ndarray, weighted:np.ndarray, # float64 contact area and area * score of each edge, changed in place
+    area:np.ndarray, weighted:np.ndarray, # float64 contact area (> 0) and area * score of each edge, changed in place
     threshold:float, # stop when the best edge scores above this
     out_a:np.ndarray, out_b:np.ndarray, out_s:np.ndarray, # the merges, written (n entries)
 )->int:
@@ -82,7 +82,7 @@ def _merge_kernel(
         keys[i], slot[i] = min(x, y) * n + max(x, y), e
         nxt[2 * e], head[x] = head[x], 2 * e
         nxt[2 * e + 1], head[y] = head[y], 2 * e + 1
-        heap.append((weighted[e] / area[e] if area[e] else 1., x, y))
+        heap.append((weighted[e] / area[e], x, y))
     heapq.heapify(heap)
     k = 0
     while len(heap):
@@ -122,10 +122,13 @@ def merge_sequence(
     threshold:float, # stop when the best edge scores above this
 )->Merges:
     "Greedy agglomeration; merged edges score the area-weighted mean of their parts."
-    area = np.array(area, np.float64)
+    u, v, area = np.asarray(u, np.int64), np.asarray(v, np.int64), np.array(area, np.float64)
     weighted = area * np.asarray(score, np.float64)
+    if not u.shape == v.shape == area.shape == weighted.shape: raise InputError("edges u, v, area and score differ in length")
+    if len(u) and (min(u.min(), v.min()) < 0 or max(u.max(), v.max()) >= n): raise InputError(f"edge ends must be node indices in [0, {n})")
+    if len(u) and not area.min() > 0: raise InputError("edges need a contact area > 0 (the weight of their score)")
     out_a, out_b, out_s = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float64)
-    k = compiled(_merge_kernel)(int(n), np.asarray(u, np.int64), np.asarray(v, np.int64), area, weighted, float(threshold), out_a, out_b, out_s)
+    k = compiled(_merge_kernel)(int(n), u, v, area, weighted, float(threshold), out_a, out_b, out_s)
     return Merges(out_a[:k].copy(), out_b[:k].copy(), out_s[:k].copy())
 
 # %% ../nbs/22_agglomerate.ipynb #57df890c

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_engine.ipynb #708e6791
 from __future__ import annotations
-import contextlib, contextvars, functools, io, itertools, json, logging, os, random, socket, sys, time, uuid
+import contextlib, contextvars, io, itertools, json, logging, os, random, socket, sys, threading, time, uuid
 import cloudpickle, psutil
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -389,7 +389,6 @@ def _describe(e:BaseException)->str: return ' '.join(f"{type(e).__name__}: {e}".
 class _Run:
     "The state of one `run_blockwise` call: queue, retries, ledger, report, progress, metrics and a watchdog."
     def __init__(self, fn, grid, kwargs, client, ledger, report, max_retries, retry_backoff, max_in_flight, progress, worker_timeout, lock=None):
-        import threading
         from distributed import as_completed
         from tqdm.auto import tqdm
         self.fn, self.grid, self.kwargs, self.client, self.ledger, self.r = fn, grid, kwargs, client, ledger, report
@@ -587,9 +586,15 @@ def prefetch(
 ):
     "Start loading the cache line of `a[i]`; a no-op in Python, LLVM's prefetch in `compiled` code."
 
-@functools.cache
+_EXTENSIONS_LOCK, _EXTENSIONS_DONE = threading.Lock(), []
+
 def _numba_extensions():
-    "Give `prefetch` its compiled form (once per process)."
+    "Give `prefetch` its compiled form (once per process; engine threads may ask at once)."
+    with _EXTENSIONS_LOCK:
+        if not _EXTENSIONS_DONE: _register_extensions(); _EXTENSIONS_DONE.append(True)
+
+def _register_extensions():
+    "Register the numba overload of `prefetch`."
     from numba import types
     from numba.extending import intrinsic, overload
     from llvmlite import ir

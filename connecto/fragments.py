@@ -133,7 +133,7 @@ def _priority_flood(
     nx:int, # padded size along x
     shift:int, # bits of the label
     mask:int, # (1 << shift) - 1, in the type of `cell`
-    gone:np.ndarray, # bool per label: labels to empty and flood again from their neighbours (kept where none reaches); empty: none
+    gone:np.ndarray, # bool per label: labels to empty and flood again from their neighbours; empty: none (a first flood)
 ):
     "Grow the labels over the unlabelled voxels, lowest level first, in the order they were reached within a level."
     n, sz = cell.size, ny * nx
@@ -151,12 +151,12 @@ def _priority_flood(
         for p in range(n):
             label = cell[p] & mask
             if label != mask and label < gone.size and gone[label]: m += 1
-        where, was = np.empty(m, np.int64), np.empty(m, cell.dtype)
+        where = np.empty(m, np.int64)
         m = 0
         for p in range(n):
             label = cell[p] & mask
             if label != mask and label < gone.size and gone[label]:
-                where[m] = p; was[m] = label; m += 1
+                where[m] = p; m += 1
                 cell[p] ^= label
                 start[np.int64(cell[p] >> shift) + 1] += 1
         near = np.empty(6 * m, np.int64)
@@ -195,9 +195,6 @@ def _priority_flood(
             level = np.int64(c >> shift)
             if level < cur: pit[pt] = q; pt += 1
             else: queue[tail[level]] = q; tail[level] += 1
-    if gone.size:
-        for i in range(where.size):                             # no larger neighbour reached them: kept
-            if (cell[where[i]] & mask) == 0: cell[where[i]] |= was[i]
 
 class _Flood:
     "A seeded watershed in progress: levels and labels packed in one padded word per voxel (one memory access)."
@@ -218,7 +215,9 @@ class _Flood:
         self.grow()
 
     def grow(self, gone:np.ndarray|None=None):
-        "Flood the unlabelled voxels; with `gone` (bool per label), first empty those labels' voxels."
+        """Flood the unlabelled voxels; with `gone` (bool per label), first empty those labels' voxels. After a first flood every
+        voxel is labelled (the block is one connected region) unless there were no seeds at all, so if any label stays, the
+        emptied voxels all get one again."""
         c = self.cell
         queue, pit = (np.empty(c.size, np.int32 if c.size < 2**31 else np.int64) for _ in range(2))   # pages touched as used
         compiled(_priority_flood)(c.ravel(), queue, pit, c.shape[1], c.shape[2], self.shift, self.mask,
@@ -226,7 +225,7 @@ class _Flood:
 
     def labels(self)->np.ndarray:
         "uint32 labels, 0 where no seed reached."
-        return (self.cell[1:-1, 1:-1, 1:-1] & self.mask).astype(np.uint32).reshape(self.shape)
+        return (self.cell[1:-1, 1:-1, 1:-1] & self.mask).astype(np.uint32, copy=False).reshape(self.shape)
 
 def seeded_watershed(
     levels:np.ndarray, # uint8 (z, y, x) or (y, x) map: lower floods first

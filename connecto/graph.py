@@ -36,6 +36,7 @@ def quantize(
     affinities:np.ndarray, # float affinities in [0, 1] (1 = same object)
 )->np.ndarray:
     "Affinities as uint8 levels 0..255 (computed in float32)."
+    if affinities.dtype not in (np.float32, np.float64): affinities = affinities.astype(np.float32)   # float16: numba has no CPU half floats
     out = np.empty(affinities.shape, np.uint8)
     four = (1,) * (4 - affinities.ndim) + affinities.shape
     compiled(_quantize)(affinities.reshape(four), out.reshape(four))
