@@ -87,6 +87,8 @@ def section_voi(boundary, gt2d, wd:Path, name:str)->dict:
 def main():
     ap = bench_parser(__doc__, '/tmp/connecto-bench/isbi', JSON_OUT)
     ap.add_argument('--minutes', type=float, default=25.)
+    ap.add_argument('--features', type=int, default=12, help='feature maps at the first level')
+    ap.add_argument('--precision', default='fp32', help="fp32, or bf16 (autocast; CPUs with AVX512-BF16 or AMX run it faster)")
     a = ap.parse_args()
     if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
     import connecto, torch                  # connecto first: it turns on torch's huge-page CPU allocator (nbs/10_unet.ipynb)
@@ -98,8 +100,8 @@ def main():
     interior = labels > 127
     from_array(raw, str(wd / 'isbi.zarr/raw'), voxel_size=(50, 4, 4))
     from_array(ids_3d(interior), str(wd / 'isbi.zarr/gt'), voxel_size=(50, 4, 4))
-    cfg = TrainConfig.load(model=dict(features=12, factors=[[1, 2, 2], [1, 2, 2], [1, 2, 2]], output='boundaries'),
-                           output_shape=[8, 64, 64], batch_size=2, learning_rate=1e-3, iterations=100000, time_limit=a.minutes,
+    cfg = TrainConfig.load(model=dict(features=a.features, factors=[[1, 2, 2], [1, 2, 2], [1, 2, 2]], output='boundaries'),
+                           output_shape=[8, 64, 64], batch_size=2, learning_rate=1e-3, precision=a.precision, iterations=100000, time_limit=a.minutes,
                            val_interval=100, checkpoint_interval=100, val_crops=8, log_interval=20)
     log(f"training for {a.minutes} min")
     r = train(str(wd / 'isbi.zarr/raw'), str(wd / 'isbi.zarr/gt'), str(wd / 'run'), cfg, progress=False)
@@ -127,8 +129,8 @@ def markdown(res:dict)->str:
     t = res['train']
     s = (section_head('unet_isbi', '9. Boundary model: quality on ISBI 2012 (anisotropic ssTEM)', res, f", torch {res['torch']} (CPU)") +
          f"`connecto train` on the 24 ISBI 2012 training sections (4 x 4 x 50 nm), the last 20% along {_axis(res)} held out (voxels "
-         f"{res['held_out'][0]} to {res['held_out'][1]}); U-Net 12 feature maps, 3 levels of (1,2,2) with (1,3,3) kernels, valid "
-         f"padding, boundary output; {t['iterations']} iterations of batch 2 in {t['seconds'] / 60:.0f} min "
+         f"{res['held_out'][0]} to {res['held_out'][1]}); U-Net {res.get('config', {}).get('model', {}).get('features', 12)} feature maps, 3 levels of (1,2,2) with (1,3,3) kernels, valid "
+         f"padding, boundary output, precision {res.get('config', {}).get('precision', 'fp32')}; {t['iterations']} iterations of batch 2 in {t['seconds'] / 60:.0f} min "
          f"({t['samples_per_second']:.1f} samples/s, peak RSS {res['peak_rss'] / 2**30:.2f} GiB); best validation loss "
          f"{t['val_loss']:.4f}. Peer: a random forest (100 trees) on scikit-image multiscale filter features, trained on 300k "
          f"voxels of the same training region in {res['forest_fit_seconds']:.0f} s. Scored on the held-out region; VOI per section "
