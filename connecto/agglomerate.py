@@ -59,6 +59,7 @@ def _merge_kernel(
         i = np.int64((np.uint64(k) * gold) >> np.uint64(64 - bits))
         while keys[i] != -1 and keys[i] != k: i = (i + 1) & (cap - 1)
         return i
+    def pair(a, b): return min(a, b) * n + max(a, b)            # the key of an edge
     def remove(i):                                              # delete the key at `i`, shifting back what followed it
         j = i
         while True:
@@ -76,10 +77,10 @@ def _merge_kernel(
         x, y = u[e], v[e]
         ends[e, 0], ends[e, 1] = x, y
         if x == y: dead[e] = True; continue                     # no self-edges
-        i = probe(min(x, y) * n + max(x, y))
+        i = probe(pair(x, y))
         if keys[i] == -1: deg[x] += 1; deg[y] += 1
         else: dead[slot[i]] = True                              # a repeated edge replaces the earlier one
-        keys[i], slot[i] = min(x, y) * n + max(x, y), e
+        keys[i], slot[i] = pair(x, y), e
         nxt[2 * e], head[x] = head[x], 2 * e
         nxt[2 * e + 1], head[y] = head[y], 2 * e + 1
         heap.append((weighted[e] / area[e], x, y))
@@ -89,7 +90,7 @@ def _merge_kernel(
         s, x, y = heapq.heappop(heap)
         if s > threshold: break
         if merged[x] or merged[y]: continue
-        i = probe(min(x, y) * n + max(x, y))
+        i = probe(pair(x, y))
         if keys[i] == -1 or weighted[slot[i]] / area[slot[i]] != s: continue   # stale: the edge changed since it was pushed
         keep, gone = (x, y) if deg[x] >= deg[y] else (y, x)
         dead[slot[i]] = True; remove(i); deg[keep] -= 1
@@ -98,10 +99,10 @@ def _merge_kernel(
             after, e = nxt[end], end >> 1
             if not dead[e]:
                 c = ends[e, 0] + ends[e, 1] - gone
-                remove(probe(min(gone, c) * n + max(gone, c))); deg[c] -= 1
-                j = probe(min(keep, c) * n + max(keep, c))
+                remove(probe(pair(gone, c))); deg[c] -= 1
+                j = probe(pair(keep, c))
                 if keys[j] == -1:                               # keep gets the edge
-                    keys[j], slot[j] = min(keep, c) * n + max(keep, c), e
+                    keys[j], slot[j] = pair(keep, c), e
                     ends[e, end & 1] = keep
                     nxt[end], head[keep] = head[keep], end
                     deg[keep] += 1; deg[c] += 1
