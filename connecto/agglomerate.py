@@ -253,7 +253,7 @@ def agglomerate(
     with contextlib.ExitStack() as stack:
         locks = [stack.enter_context(OutputLock(o)) for o in outs]
         stack.enter_context(shared_cluster(cfg.num_workers if workers is None else workers, None, scheduler or cfg.scheduler_address))
-        vols = [prepare_output(o, k, frags.shape, np.uint64, bs, {**meta, 'attrs': {'agglomerate': {**base, 'threshold': t}}}, cfg, overwrite)
+        vols = [prepare_output(o, k, frags.shape, frags.dtype if frags.dtype in (np.uint32, np.uint64) else np.uint64, bs, {**meta, 'attrs': {'agglomerate': {**base, 'threshold': t}}}, cfg, overwrite)
                 for o, k, t in zip(outs, keys, thresholds)]
         t1 = time.perf_counter()
         g = region_graph(frags, src, kind, outs[0], bs, cfg, workers, scheduler, progress, lock=locks[0])

@@ -11,11 +11,11 @@ from .config import Config, InputError
 from .blocks import BlockGrid, Roi, layout_key
 from .volume import Volume, open_volume, spec_kind
 from .engine import BlockTables, OutputLock, RunReport, compiled, prefetch, prepare_output, run_stage
-from .graph import core_tables
+from .graph import affinity_levels, core_tables, pair_affinities
 
 # %% auto #0
-__all__ = ['SEEDS', 'as_boundaries', 'check_map', 'distance_seeds', 'minima_seeds', 'seeded_watershed', 'watershed_fragments',
-           'fragment_block', 'fragments']
+__all__ = ['SEEDS', 'as_boundaries', 'boundary_levels', 'check_map', 'distance_seeds', 'minima_seeds', 'seeded_watershed',
+           'watershed_fragments', 'core_ids', 'fragment_block', 'id_dtype', 'fragments']
 
 # %% ../nbs/20_fragments.ipynb #ac8825c2
 def as_boundaries(
@@ -28,12 +28,55 @@ def as_boundaries(
     if data.dtype.kind in 'ui': b = data.astype(np.float32) / np.iinfo(data.dtype).max
     elif data.dtype.kind == 'f':
         b = data.astype(np.float32, copy=False)
-        if not np.isfinite(b).all(): raise InputError(f"{where} contains NaN or infinite values; fix the prediction that made it")
-        if b.size and (b.min() < -1e-3 or b.max() > 1 + 1e-3):
-            raise InputError(f"{where} has values in [{b.min():.3g}, {b.max():.3g}]; {kind} must lie in [0, 1] (or be uint8 0..255)")
+        finite = bool(np.isfinite(b).all())
+        _check_values(where, kind, finite, *((b.min(), b.max()) if finite and b.size else (0, 0)))
     else: raise InputError(f"{where} has dtype {data.dtype}; {kind} are float in [0, 1] or unsigned integers")
     if kind == 'affinities': return 1 - b[:3].mean(0)
     return b
+
+def _check_values(where:str, kind:str, finite:bool, lo, hi):
+    "Raise unless the values are finite and lie in [lo, hi] within [0, 1] (to rounding)."
+    if not finite: raise InputError(f"{where} contains NaN or infinite values; fix the prediction that made it")
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise InputError(f"{where} has values in [{lo:.3g}, {hi:.3g}]; {kind} must lie in [0, 1] (or be uint8 0..255)")
+
+def _levels(b:np.ndarray)->np.ndarray:
+    "A boundary map's 256 flooding levels: round(b * 255) as uint8."
+    return np.rint(np.clip(b, 0, 1) * 255).astype(np.uint8)
+
+def _affinity_map(
+    a:np.ndarray, # float32 affinities (c >= 3, z, y, x), any strides
+    b:np.ndarray, # float32 (z, y, x), written: 1 - the mean of the first three channels
+    levels:np.ndarray, # uint8 (z, y, x), written: `_levels(b)`
+)->tuple:
+    "The boundary map of affinities and its levels in one pass, computed as NumPy does; (non-finite values, min, max) of all channels."
+    bad, lo, hi = 0, np.float32(np.inf), np.float32(-np.inf)
+    for z in range(a.shape[1]):
+        for y in range(a.shape[2]):
+            for x in range(a.shape[3]):
+                for c in range(a.shape[0]):
+                    v = a[c, z, y, x]
+                    if not np.isfinite(v): bad += 1
+                    else: lo, hi = min(lo, v), max(hi, v)
+                v = np.float32(1) - (a[0, z, y, x] + a[1, z, y, x] + a[2, z, y, x]) / np.float32(3)
+                b[z, y, x] = v
+                levels[z, y, x] = np.uint8(np.rint(min(max(v, np.float32(0)), np.float32(1)) * np.float32(255)))
+    return bad, lo, hi
+
+def boundary_levels(
+    data:np.ndarray, # a boundary map (z, y, x) or affinities (c >= 3, z, y, x)
+    kind:str='boundaries', # 'boundaries' (1 = boundary) or 'affinities' (1 = same object)
+    where:str='input', # what to call the data in errors
+)->tuple:
+    "`as_boundaries` and its 256 flooding levels (uint8); float affinities in one compiled pass, without temporaries."
+    if kind == 'affinities' and data.dtype.kind == 'f' and data.ndim == 4 and data.shape[0] >= 3 and data[0].size:
+        a = data.astype(np.float32, copy=False)
+        b, levels = np.empty(a.shape[1:], np.float32), np.empty(a.shape[1:], np.uint8)
+        bad, lo, hi = compiled(_affinity_map)(a, b, levels)
+        _check_values(where, kind, bad == 0, lo, hi)
+        return b, levels
+    b = as_boundaries(data, kind, where)
+    return b, _levels(b)
 
 # %% ../nbs/20_fragments.ipynb #378ddd96
 def check_map(
@@ -259,16 +302,18 @@ def watershed_fragments(
 )->np.ndarray:
     "Seeded watershed fragments: uint32 labels 1..n, 0 where no seed could be reached (all-boundary regions)."
     import fastremap
-    if seeds not in SEEDS: raise InputError(f"unknown seeds '{seeds}'; use one of {', '.join(SEEDS)}")
-    levels = np.rint(np.clip(boundary, 0, 1) * 255).astype(np.uint8)
-    if in_xy:
-        out, n = np.zeros(boundary.shape, np.uint32), 0
-        for z in range(boundary.shape[0]):
-            f = _flood(levels[z], SEEDS[seeds](boundary[z], threshold, seed_radius, sampling[-2:]), min_size)
-            out[z] = np.where(f > 0, f + n, 0); n += int(f.max())
-        return out
-    frags = _flood(levels, SEEDS[seeds](boundary, threshold, seed_radius, sampling), min_size)
+    frags = _watershed(boundary, _levels(boundary), threshold, seeds, seed_radius, min_size, sampling, in_xy)
     return fastremap.renumber(frags, in_place=True)[0]
+
+def _watershed(boundary, levels, threshold=0.5, seeds='minima', seed_radius=2., min_size=20, sampling=(1., 1., 1.), in_xy=False):
+    "`watershed_fragments` of `boundary` flooded on its `levels`, labels not renumbered (some numbers unused)."
+    if seeds not in SEEDS: raise InputError(f"unknown seeds '{seeds}'; use one of {', '.join(SEEDS)}")
+    if not in_xy: return _flood(levels, SEEDS[seeds](boundary, threshold, seed_radius, sampling), min_size)
+    out, n = np.zeros(boundary.shape, np.uint32), 0
+    for z in range(boundary.shape[0]):
+        f = _flood(levels[z], SEEDS[seeds](boundary[z], threshold, seed_radius, sampling[-2:]), min_size)
+        out[z] = np.where(f > 0, f + n, 0); n += int(f.max())
+    return out
 
 # %% ../nbs/20_fragments.ipynb #9c10a46d
 def _grown_low(data, core, context):
@@ -279,10 +324,49 @@ def _grown_low(data, core, context):
     pad = [(0, 0)] * (data.ndim - 3) + [(int(r < 0), 0) for r in rel]
     return np.pad(out, pad, mode='edge') if any(r < 0 for r in rel) else out
 
+def _core_levels(data, core, context, kind):
+    "`pair_affinities` of the core from `data` read over `context`: affinities need no plane below the core (no copy)."
+    if kind == 'affinities': return affinity_levels(data[(slice(0, 3),) + core.relative_to(context)])
+    return pair_affinities(_grown_low(data, core, context), kind)
+
+def _core_ids(
+    frags:np.ndarray, # (z, y, x) labels of the context
+    z0:int, y0:int, x0:int, # the core's start in `frags`
+    offset:np.uint64, # added to every id but 0
+    out:np.ndarray, # unsigned integers (core shape), written
+    remap:np.ndarray, # int64 zeros, one per label of `frags` + 1 (scratch)
+    counts:np.ndarray, # int64 zeros like `remap`, written: voxels of each new id
+)->int:
+    "`out` = the core's labels numbered 1..n in order of first appearance, plus `offset`; returns n."
+    n = 0
+    for z in range(out.shape[0]):
+        for y in range(out.shape[1]):
+            for x in range(out.shape[2]):
+                label = frags[z0 + z, y0 + y, x0 + x]
+                if label == 0: out[z, y, x] = 0; continue
+                k = remap[label]
+                if k == 0: n += 1; k = n; remap[label] = n
+                counts[k] += 1
+                out[z, y, x] = offset + np.uint64(k)
+    return n
+
+def core_ids(
+    frags:np.ndarray, # (z, y, x) labels of a block's context
+    core:tuple, # slices of the core in `frags`
+    offset:int, # added to every id but 0: where the block's id range starts
+    dtype=np.uint64, # of the ids: uint32 or uint64
+)->tuple:
+    "The core's fragments as ids `offset` + 1..n (numbered as `fastremap.renumber` would), and their `fragment_sizes`."
+    m = int(frags.max()) + 1 if frags.size else 1
+    remap, counts = np.zeros(m, np.int64), np.zeros(m, np.int64)
+    ids = np.empty(tuple(s.stop - s.start for s in core), dtype)
+    n = compiled(_core_ids)(frags, *(s.start for s in core), np.uint64(offset), ids, remap, counts)
+    return ids, dict(nodes=np.arange(1, n + 1, dtype=np.uint64) + np.uint64(offset), sizes=counts[1:n + 1])
+
 def fragment_block(
     block, # the `Block` to process
     src:Volume, # boundary map or affinities
-    dst:Volume, # fragments (uint64)
+    dst:Volume, # fragments (`id_dtype` of the volume)
     tables:BlockTables, # where the block's fragment count (and graph tables) go
     kind:str, # 'boundaries' or 'affinities'
     id_stride:int, # ids of block `b` start after `b * id_stride`
@@ -290,22 +374,26 @@ def fragment_block(
     **params, # `watershed_fragments` parameters
 ):
     "Fragments of the block's context; its core is written with ids unique across the volume, and its part of the region graph kept."
-    import fastremap
     context = block.context.intersect(Roi((0, 0, 0), src.spatial_shape))     # no invented data beyond the volume
     data = src.read(context.start, context.stop)
-    frags = watershed_fragments(as_boundaries(data, kind, f"{src.spec} in block {block.id}"), **params)
-    core, _ = fastremap.renumber(np.ascontiguousarray(frags[block.core.relative_to(context)]), in_place=True)
-    n = int(core.max())
-    ids = core.astype(np.uint64)
-    ids[core > 0] += np.uint64(block.id * id_stride)
+    frags = _watershed(*boundary_levels(data, kind, f"{src.spec} in block {block.id}"), **params)
+    ids, sizes = core_ids(frags, block.core.relative_to(context), block.id * id_stride, dst.dtype)
     graph = {}
     if faces is not None:
-        graph, face = core_tables(ids, _grown_low(data, block.core, context), kind)
+        graph, face = core_tables(ids, _core_levels(data, block.core, context, kind), sizes)
         faces.write(block.id, compress=True, **face)
-    tables.write(block.id, fragments=np.array([n], np.int64), **graph)
+    tables.write(block.id, fragments=np.array([len(sizes['nodes'])], np.int64), **graph)
     dst.write(block.core.start, ids)
 
+
+
 # %% ../nbs/20_fragments.ipynb #c075c090
+def id_dtype(
+    n:int, # the largest id
+)->np.dtype:
+    "uint32 for ids below 2**32 (half the bytes to write, read and relabel), uint64 above."
+    return np.dtype(np.uint32 if n < 2**32 else np.uint64)
+
 def _load_kernels():
     "Load the compiled seeds and flood kernels (numba's start-up takes about half a second in a new process)."
     b = np.zeros((3, 3, 3), np.float32)
@@ -318,7 +406,7 @@ def _halo(halo, block_shape):
 
 def fragments(
     src:str, # boundary map (z, y, x; 1 = boundary) or affinities (3, z, y, x; 1 = same object)
-    dst:str, # output Zarr spec for the fragments (uint64)
+    dst:str, # output Zarr spec for the fragments (uint32, or uint64 for volumes of 2**32 voxels or more)
     kind:str='boundaries', # what `src` is: 'boundaries' or 'affinities'
     block_shape:Sequence[int]|None=None, # blocks (z, y, x); default: the config's chunk_size
     halo:int|Sequence[int]=16, # context (voxels) read around each block
@@ -351,7 +439,7 @@ def fragments(
     with OutputLock(dst) as held:
         graph = min(grid.halo) >= 1                                 # the core's faces and the data across them are in the context
         layout = {'fragments_layout': {'block_shape': list(bs), 'halo': list(grid.halo)}} if graph else {}
-        out = prepare_output(dst, key, shape, np.uint64, bs, dict(voxel_size=source.voxel_size, offset=source.offset,
+        out = prepare_output(dst, key, shape, id_dtype(len(grid) * int(np.prod(bs))), bs, dict(voxel_size=source.voxel_size, offset=source.offset,
                              units=source.units, attrs={'fragments': params, **layout}), cfg, overwrite)
         tables = BlockTables(dst, f'fragments-{key}')
         report = run_stage(fragment_block, grid, dst, cfg, workers, scheduler, params=params, stage='fragments',

@@ -13,8 +13,8 @@ from .volume import Volume
 from .engine import BlockTables, compiled, run_stage
 
 # %% auto #0
-__all__ = ['LEVELS', 'BINS', 'quantize', 'pair_affinities', 'contact_table', 'RegionGraph', 'fragment_sizes', 'core_tables',
-           'face_table', 'fused_tables', 'graph_block', 'region_graph']
+__all__ = ['LEVELS', 'BINS', 'quantize', 'affinity_levels', 'pair_affinities', 'contact_table', 'RegionGraph', 'fragment_sizes',
+           'core_tables', 'face_table', 'fused_tables', 'graph_block', 'region_graph']
 
 # %% ../nbs/21_graph.ipynb #2f2661b5
 LEVELS = 255    # affinities are quantized to 0..LEVELS
@@ -42,24 +42,29 @@ def quantize(
     compiled(_quantize)(affinities.reshape(four), out.reshape(four))
     return out
 
+def affinity_levels(
+    a:np.ndarray, # affinities (3, z, y, x) in [0, 1] (1 = same object), float or integer
+)->np.ndarray:
+    "Affinities as uint8 levels: uint8 as stored, other integers scaled by their maximum, floats quantized."
+    return a if a.dtype == np.uint8 else quantize(a / np.float32(np.iinfo(a.dtype).max) if a.dtype.kind in 'ui' else a)
+
 def pair_affinities(
     data:np.ndarray, # boundaries (z, y, x) or affinities (3, z, y, x), over the core grown by one voxel on the low side
     kind:str, # 'boundaries' or 'affinities'
 )->np.ndarray:
     "Affinities (3, z, y, x) of the core's voxels to their -z, -y, -x neighbours, as uint8 levels."
     from connecto.fragments import as_boundaries
-    if kind == 'affinities':
-        a = data[:3, 1:, 1:, 1:]
-        return a if a.dtype == np.uint8 else quantize(a / np.float32(np.iinfo(a.dtype).max) if a.dtype.kind in 'ui' else a)
+    if kind == 'affinities': return affinity_levels(data[:3, 1:, 1:, 1:])
     b = as_boundaries(data, 'boundaries')
     core = b[1:, 1:, 1:]
     return quantize(np.stack([1 - (core + b[:-1, 1:, 1:]) / 2, 1 - (core + b[1:, :-1, 1:]) / 2, 1 - (core + b[1:, 1:, :-1]) / 2]))
 
 # %% ../nbs/21_graph.ipynb #17227545
 def _add_contacts(
-    frags:np.ndarray, # (z + 1, y + 1, x + 1) fragment ids
+    frags:np.ndarray, # (z + o, y + o, x + o) fragment ids
     levels:np.ndarray, # (3, z, y, x) uint8 levels of each core voxel's pair with its -z, -y, -x neighbour
     axes:np.ndarray, # (3,) bool: count the contacts along z, y, x
+    o:int, # 1: `frags` start one plane below the core on each axis; 0: they are the core (no neighbours below it)
     row:int, # the first row (z * y_size + y) to add
     n:int, # edges in the table so far
     ku, kv, area, total, lo, hi, hist, # the table: edge (u, v), contact area, sum, min, max and histogram of the levels
@@ -69,11 +74,12 @@ def _add_contacts(
     while row < levels.shape[1] * ny and 2 * (n + 3 * nx) <= ku.size:
         z, y = row // ny, row % ny
         for x in range(nx):
-            a = np.int64(frags[z + 1, y + 1, x + 1])
+            zo, yo, xo = z + o, y + o, x + o
+            a = np.int64(frags[zo, yo, xo])
             if a == 0: continue
             for d in range(3):
-                if not axes[d]: continue
-                b = np.int64(frags[z, y + 1, x + 1] if d == 0 else frags[z + 1, y, x + 1] if d == 1 else frags[z + 1, y + 1, x])
+                if not axes[d] or (zo, yo, xo)[d] == 0: continue
+                b = np.int64(frags[zo - 1, yo, xo] if d == 0 else frags[zo, yo - 1, xo] if d == 1 else frags[zo, yo, xo - 1])
                 if b == 0 or b == a: continue
                 u, v = min(a, b), max(a, b)
                 j = ((u * 0x9E3779B1 + v * 0x85EBCA77) >> 7) & (ku.size - 1)      # open addressing, linear probing
@@ -104,15 +110,18 @@ def contact_table(
     frags:np.ndarray, # fragments over the core grown by one voxel on the low side (0 = none)
     levels:np.ndarray, # (3, core) uint8 affinity levels from `pair_affinities`
     axes:Sequence[bool]=(True, True, True), # count the contacts along z, y, x
+    grown:bool=True, # False: `frags` are the core only, as if grown by planes of 0 (no contacts across its low faces)
 )->dict:
     "Per pair of touching fragments (u < v): contact `area` (voxel pairs), `sum`, `min`, `max` of the levels, a `hist` of BINS bins."
-    if levels.dtype != np.uint8 or levels.shape != (3,) + tuple(s - 1 for s in frags.shape):
-        raise InputError(f"levels {levels.dtype} {levels.shape} do not fit fragments {frags.shape}: need uint8 (3, z - 1, y - 1, x - 1)")
+    o = int(grown)
+    if levels.dtype != np.uint8 or levels.shape != (3,) + tuple(s - o for s in frags.shape):
+        need = '(3, z - 1, y - 1, x - 1)' if grown else '(3, z, y, x)'
+        raise InputError(f"levels {levels.dtype} {levels.shape} do not fit fragments {frags.shape}: need uint8 {need}")
     if frags.dtype.kind not in 'ui': raise InputError(f"fragments have dtype {frags.dtype}; they are integer labels")
     add, rehash = compiled(_add_contacts), compiled(_rehash)
     table, row, n = _table(1 << max(10, int(6 * levels.shape[3]).bit_length())), 0, 0
     while True:
-        row, n = add(frags, levels, np.asarray(axes, np.bool_), row, n, *table)
+        row, n = add(frags, levels, np.asarray(axes, np.bool_), o, row, n, *table)
         if row == levels.shape[1] * levels.shape[2]: break
         bigger = _table(2 * len(table[0])); rehash(table, bigger); table = bigger
     u, v, area, total, lo, hi, hist = table
@@ -188,16 +197,15 @@ def fragment_sizes(
 
 def core_tables(
     ids:np.ndarray, # the core's fragment ids (z, y, x)
-    data:np.ndarray, # boundaries or affinities over the core grown by one voxel on the low side
-    kind:str, # 'boundaries' or 'affinities'
+    levels:np.ndarray, # (3, z, y, x) levels of the core voxels' pairs with their -z, -y, -x neighbours (`pair_affinities`)
+    sizes:dict|None=None, # the core's `fragment_sizes`, when known; None: counted here
 )->tuple:
     "The block's graph tables: contacts inside the core and fragment sizes; the core's faces (first and last planes, levels across the first)."
-    levels = pair_affinities(data, kind)
-    inside = contact_table(np.pad(ids, ((1, 0),) * 3), levels)      # id 0 on the low side: no contact across the faces
+    inside = contact_table(ids, levels, grown=False)                # no contact across the low faces: those are the faces' tables
     faces = {}
     for d in range(3):
         faces.update({f'low{d}': ids.take(0, axis=d), f'levels{d}': levels[d].take(0, axis=d), f'high{d}': ids.take(-1, axis=d)})
-    return dict(**fragment_sizes(ids), **inside), faces
+    return dict(**(sizes or fragment_sizes(ids)), **inside), faces
 
 def face_table(
     low:np.ndarray, # a core's first plane along axis `d` (fragment ids)

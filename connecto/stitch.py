@@ -60,7 +60,8 @@ def relabel_block(
     values:np.ndarray, # their object ids
 ):
     "Write the object id of every voxel of the block's core (0 stays 0)."
-    f = np.ascontiguousarray(fragments.read(block.core.start, block.core.stop)).astype(keys.dtype, copy=False)
+    f = np.ascontiguousarray(fragments.read(block.core.start, block.core.stop))
+    if f.dtype.kind != 'u': f = f.astype(keys.dtype)               # unsigned ids compare with the keys as they are (no copy)
     ids = np.empty(f.shape, out.dtype)
     if compiled(_lookup)(f.ravel(), keys, values.astype(out.dtype, copy=False), ids.ravel()):
         raise InputError(f"block {block.id} of {fragments.spec} has fragment ids missing from the lookup table: "
