@@ -115,26 +115,31 @@ def _local_minima(
     "Voxels below `threshold` that equal the minimum of their window (cut at the borders): three 1D minimum passes."
     nz, ny, nx = b.shape
     along_x, along_xy = np.empty_like(b), np.empty_like(b)
+    for z in range(nz):                                         # each inner loop runs along a row: SIMD minimums
+        for y in range(ny):
+            s, r = b[z, y], along_x[z, y]
+            r[:] = s
+            for d in range(1, rx + 1):
+                for x in range(nx - d): r[x] = min(r[x], s[x + d])
+                for x in range(d, nx): r[x] = min(r[x], s[x - d])
     for z in range(nz):
         for y in range(ny):
-            for x in range(nx):
-                m = b[z, y, x]
-                for k in range(max(0, x - rx), min(nx, x + rx + 1)): m = min(m, b[z, y, k])
-                along_x[z, y, x] = m
-    for z in range(nz):
-        for y in range(ny):
-            along_xy[z, y] = along_x[z, max(0, y - ry)]
+            r = along_xy[z, y]
+            r[:] = along_x[z, max(0, y - ry)]
             for k in range(max(0, y - ry) + 1, min(ny, y + ry + 1)):
-                for x in range(nx): along_xy[z, y, x] = min(along_xy[z, y, x], along_x[z, k, x])
+                s = along_x[z, k]
+                for x in range(nx): r[x] = min(r[x], s[x])
     out = np.zeros(b.shape, np.bool_)
+    m = along_x[0]                                              # the window's minimum of one plane (along_x is no longer needed)
     for z in range(nz):
+        m[:] = along_xy[max(0, z - rz)]
+        for k in range(max(0, z - rz) + 1, min(nz, z + rz + 1)):
+            for y in range(ny):
+                for x in range(nx): m[y, x] = min(m[y, x], along_xy[k, y, x])
         for y in range(ny):
             for x in range(nx):
                 v = b[z, y, x]
-                if v >= threshold: continue
-                m = v
-                for k in range(max(0, z - rz), min(nz, z + rz + 1)): m = min(m, along_xy[k, y, x])
-                out[z, y, x] = m == v
+                out[z, y, x] = v < threshold and m[y, x] == v
     return out
 
 def minima_seeds(
