@@ -323,23 +323,30 @@ def run_child(task:dict, wd:Path)->tuple:
 # ---------------------------------------------------------------- part 3: speed
 def profile_blocks(aff:str, block_shape, halo=16, min_size=20)->dict:
     """Seconds of each step of connecto's `fragment_block`, summed over all blocks in order, in one thread: read (the first
-    block decodes every chunk its context touches; later blocks find most of theirs in the chunk cache), boundary map, seeds,
-    the two floods of `connecto.fragments._flood` (the second floods the fragments below `min_size` again), renumber."""
-    import fastremap
-    from connecto.volume import open_volume
+    block decodes every chunk its context touches; later blocks find most of theirs in the chunk cache), boundary map and
+    levels, seeds, the two floods of `connecto.fragments._flood` (the second floods the fragments below `min_size` again), the
+    core's ids and sizes, its graph tables, and the write of its ids to Zarr (as the stage writes them, with its tables)."""
+    import fastremap, tempfile, shutil
+    from connecto.volume import open_volume, create_volume
     from connecto.blocks import BlockGrid, Roi
-    from connecto.fragments import as_boundaries, minima_seeds, seeded_watershed, _Flood
+    from connecto.engine import BlockTables
+    from connecto.fragments import boundary_levels, minima_seeds, core_ids, id_dtype, _core_levels, _Flood, _load_kernels
+    from connecto.graph import core_tables
     v, out, t = open_volume(aff), {}, time.perf_counter()
     def lap(name):
         nonlocal t
         out[name] = round(out.get(name, 0.) + time.perf_counter() - t, 3); t = time.perf_counter()
-    seeded_watershed(np.zeros((2, 2, 2), np.uint8), np.ones((2, 2, 2), np.uint32)); lap('numba (load or compile)')
+    _load_kernels(); lap('numba (load or compile)')
+    grid = BlockGrid(v.spatial_shape, block_shape, halo)
+    stride, tmp = int(np.prod(block_shape)), tempfile.mkdtemp()
+    dst = create_volume(f'{tmp}/f.zarr/fragments', v.spatial_shape, id_dtype(len(grid) * stride), chunks=block_shape)
+    tables, faces = BlockTables(dst.spec, 'profile'), BlockTables(dst.spec, 'profile-faces')
     voxels = seeds = small_n = first_read = 0
-    for block in BlockGrid(v.spatial_shape, block_shape, halo):
+    for block in grid:
         ctx = block.context.intersect(Roi((0, 0, 0), v.spatial_shape))     # as fragment_block
         data = v.read(ctx.start, ctx.stop); lap('read')
         first_read = first_read or out['read']
-        b = as_boundaries(data, 'affinities'); levels = np.rint(b * 255).astype(np.uint8); lap('boundary map, 256 levels')
+        b, levels = boundary_levels(data, 'affinities'); lap('boundary map, 256 levels')
         s = minima_seeds(b); lap('minima_seeds')
         fl = _Flood(levels, s); f = fl.labels(); lap('flood')
         ids, counts = fastremap.unique(f, return_counts=True)
@@ -348,10 +355,12 @@ def profile_blocks(aff:str, block_shape, halo=16, min_size=20)->dict:
             gone = np.zeros(int(ids[-1]) + 1, np.bool_); gone[small] = True
             fl.grow(gone); f = fl.labels()
         lap('flood again (small fragments)')
-        fastremap.renumber(f, in_place=True); lap('renumber')
+        core, sizes = core_ids(f, block.core.relative_to(ctx), block.id * stride, dst.dtype); lap('core ids and sizes')
+        graph, face = core_tables(core, _core_levels(data, block.core, ctx, 'affinities'), sizes); lap('graph tables')
+        faces.write(block.id, compress=True, **face); tables.write(block.id, **graph); dst.write(block.core.start, core); lap('write')
         voxels, seeds, small_n = voxels + int(b.size), seeds + int(s.max()), small_n + len(small)
-    return dict(out, voxels=voxels, seeds=seeds, small=small_n, blocks=len(BlockGrid(v.spatial_shape, block_shape, halo)),
-                first_read=round(first_read, 3))
+    shutil.rmtree(tmp)
+    return dict(out, voxels=voxels, seeds=seeds, small=small_n, blocks=len(grid), first_read=round(first_read, 3))
 
 def speed(wd:Path, shape, chunks, reps:int)->dict:
     "Generate the speed volume, then time waterz and connecto (workers 0, 1, 2) `reps` times each in subprocesses."
