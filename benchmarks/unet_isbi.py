@@ -89,6 +89,10 @@ def main():
     ap.add_argument('--minutes', type=float, default=25.)
     ap.add_argument('--features', type=int, default=12, help='feature maps at the first level')
     ap.add_argument('--precision', default='fp32', help="fp32, or bf16 (autocast; CPUs with AVX512-BF16 or AMX run it faster)")
+    ap.add_argument('--levels', type=int, default=3, help='downsampling levels, (1,2,2) each')
+    ap.add_argument('--in-plane', action='store_true', help='(1,3,3) kernels at every level (a 2D network) and no missing or '
+                    'misaligned sections in the augmentation (they only make sense with context across sections)')
+    ap.add_argument('--output-shape', default='8,64,64', help='training crop (z,y,x) of the output')
     a = ap.parse_args()
     if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
     import connecto, torch                  # connecto first: it turns on torch's huge-page CPU allocator (nbs/10_unet.ipynb)
@@ -100,8 +104,10 @@ def main():
     interior = labels > 127
     from_array(raw, str(wd / 'isbi.zarr/raw'), voxel_size=(50, 4, 4))
     from_array(ids_3d(interior), str(wd / 'isbi.zarr/gt'), voxel_size=(50, 4, 4))
-    cfg = TrainConfig.load(model=dict(features=a.features, factors=[[1, 2, 2], [1, 2, 2], [1, 2, 2]], output='boundaries'),
-                           output_shape=[8, 64, 64], batch_size=2, learning_rate=1e-3, precision=a.precision, iterations=100000, time_limit=a.minutes,
+    model = dict(features=a.features, factors=[[1, 2, 2]] * a.levels, output='boundaries')
+    if a.in_plane: model['kernel_sizes'] = [[1, 3, 3]] * (a.levels + 1)
+    cfg = TrainConfig.load(model=model, augment=dict(missing_section=0., misalign=0.) if a.in_plane else {},
+                           output_shape=[int(v) for v in a.output_shape.split(',')], batch_size=2, learning_rate=1e-3, precision=a.precision, iterations=100000, time_limit=a.minutes,
                            val_interval=100, checkpoint_interval=100, val_crops=8, log_interval=20)
     log(f"training for {a.minutes} min")
     r = train(str(wd / 'isbi.zarr/raw'), str(wd / 'isbi.zarr/gt'), str(wd / 'run'), cfg, progress=False)
@@ -125,12 +131,21 @@ def main():
 
 def _axis(res)->str: return 'zyx'[int(np.argmax(res['held_out'][0]))]
 
+def _model(res)->str:
+    "The U-Net's shape in words, from the run's config."
+    m = res.get('config', {}).get('model', {})
+    levels = len(m.get('factors', [0] * 3))
+    kernels = ('(1,3,3) kernels at every level (2D), no missing or misaligned sections in the augmentation' if m.get('kernel_sizes')
+               else '(1,3,3) kernels there and 3x3x3 at the bottom')
+    return f"{m.get('features', 12)} feature maps, {levels} levels of (1,2,2) with {kernels}"
+
 def markdown(res:dict)->str:
     t = res['train']
     s = (section_head('unet_isbi', '9. Boundary model: quality on ISBI 2012 (anisotropic ssTEM)', res, f", torch {res['torch']} (CPU)") +
          f"`connecto train` on the 24 ISBI 2012 training sections (4 x 4 x 50 nm), the last 20% along {_axis(res)} held out (voxels "
-         f"{res['held_out'][0]} to {res['held_out'][1]}); U-Net {res.get('config', {}).get('model', {}).get('features', 12)} feature maps, 3 levels of (1,2,2) with (1,3,3) kernels, valid "
-         f"padding, boundary output, precision {res.get('config', {}).get('precision', 'fp32')}; {t['iterations']} iterations of batch 2 in {t['seconds'] / 60:.0f} min "
+         f"{res['held_out'][0]} to {res['held_out'][1]}); U-Net {_model(res)}, valid "
+         f"padding, boundary output, precision {res.get('config', {}).get('precision', 'fp32')}; {t['iterations']} iterations of batch 2 "
+         f"(crops {'x'.join(map(str, res.get('config', {}).get('output_shape', [8, 64, 64])))}) in {t['seconds'] / 60:.0f} min "
          f"({t['samples_per_second']:.1f} samples/s, peak RSS {res['peak_rss'] / 2**30:.2f} GiB); best validation loss "
          f"{t['val_loss']:.4f}. Peer: a random forest (100 trees) on scikit-image multiscale filter features, trained on 300k "
          f"voxels of the same training region in {res['forest_fit_seconds']:.0f} s. Scored on the held-out region; VOI per section "
