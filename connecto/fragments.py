@@ -35,7 +35,7 @@ def as_boundaries(
     return b
 
 def _check_values(where:str, kind:str, finite:bool, lo, hi):
-    "Raise unless the values are finite and lie in [lo, hi] within [0, 1] (to rounding)."
+    "Raise unless the values are finite and their range [lo, hi] lies in [0, 1] (to rounding)."
     if not finite: raise InputError(f"{where} contains NaN or infinite values; fix the prediction that made it")
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise InputError(f"{where} has values in [{lo:.3g}, {hi:.3g}]; {kind} must lie in [0, 1] (or be uint8 0..255)")
