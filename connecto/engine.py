@@ -220,6 +220,11 @@ class BlockTables:
         if self.fs.exists(self.dir): self.fs.rm(self.dir, recursive=True)
 
 # %% ../nbs/03_engine.ipynb #8f1f1f39
+def _holds(stored, wanted)->bool:
+    "Whether an output stored as `stored` takes the values of `wanted`: the same dtype, or a wider unsigned integer."
+    stored, wanted = np.dtype(stored), np.dtype(wanted)
+    return stored == wanted or (stored.kind == wanted.kind == 'u' and stored.itemsize > wanted.itemsize)
+
 def prepare_output(
     dst:str, # output volume spec
     key:str, # the ledger key (`layout_key`) of the run that writes it
@@ -237,7 +242,7 @@ def prepare_output(
         if not overwrite:
             vol = Volume(dst, mode='r+')
             ours = ledger.fs.exists(ledger.dir) or vol._r.attrs.get('run_key') == key    # a run killed before its first block
-            if ours and vol.shape == tuple(shape) and vol.dtype == np.dtype(dtype): return vol
+            if ours and vol.shape == tuple(shape) and _holds(vol.dtype, dtype): return vol
         if not overwrite:
             raise InputError(f"{dst} already exists and was not written by this command with these parameters. "
                              "Pass --overwrite to replace it, or choose another output")

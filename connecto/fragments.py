@@ -394,7 +394,7 @@ def fragment_block(
 
 # %% ../nbs/20_fragments.ipynb #c075c090
 def id_dtype(
-    n:int, # the largest id
+    n:int, # an upper bound of the ids (blocks x voxels per whole block)
 )->np.dtype:
     "uint32 for ids below 2**32 (half the bytes to write, read and relabel), uint64 above."
     return np.dtype(np.uint32 if n < 2**32 else np.uint64)
@@ -411,7 +411,7 @@ def _halo(halo, block_shape):
 
 def fragments(
     src:str, # boundary map (z, y, x; 1 = boundary) or affinities (3, z, y, x; 1 = same object)
-    dst:str, # output Zarr spec for the fragments (uint32, or uint64 for volumes of 2**32 voxels or more)
+    dst:str, # output Zarr spec for the fragments (uint32 when the blocks' id ranges end below 2**32, else uint64)
     kind:str='boundaries', # what `src` is: 'boundaries' or 'affinities'
     block_shape:Sequence[int]|None=None, # blocks (z, y, x); default: the config's chunk_size
     halo:int|Sequence[int]=16, # context (voxels) read around each block

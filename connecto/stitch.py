@@ -61,7 +61,7 @@ def relabel_block(
 ):
     "Write the object id of every voxel of the block's core (0 stays 0)."
     f = np.ascontiguousarray(fragments.read(block.core.start, block.core.stop))
-    if f.dtype.kind != 'u': f = f.astype(keys.dtype)               # unsigned ids compare with the keys as they are (no copy)
+    if f.dtype.kind != 'u' or keys.dtype.kind != 'u': f = f.astype(keys.dtype)    # unsigned with unsigned: no copy (int64 with uint64: floats in numba)
     ids = np.empty(f.shape, out.dtype)
     if compiled(_lookup)(f.ravel(), keys, values.astype(out.dtype, copy=False), ids.ravel()):
         raise InputError(f"block {block.id} of {fragments.spec} has fragment ids missing from the lookup table: "
