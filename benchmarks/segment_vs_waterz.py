@@ -362,14 +362,18 @@ def profile_blocks(aff:str, block_shape, halo=16, min_size=20)->dict:
     shutil.rmtree(tmp)
     return dict(out, voxels=voxels, seeds=seeds, small=small_n, blocks=len(grid), first_read=round(first_read, 3))
 
-def speed(wd:Path, shape, chunks, reps:int)->dict:
-    "Generate the speed volume, then time waterz and connecto (workers 0, 1, 2) `reps` times each in subprocesses."
+SPEED_RUNS = {'waterz': dict(what='waterz'), 'connecto t1': dict(what='connecto', workers=0, threads=1),
+              'connecto w0': dict(what='connecto', workers=0), 'connecto w1': dict(what='connecto', workers=1),
+              'connecto w2': dict(what='connecto', workers=2)}
+
+def speed(wd:Path, shape, chunks, reps:int, names=tuple(SPEED_RUNS), profile=True)->dict:
+    """Generate a Voronoi volume of `shape`, then time waterz and connecto (the runs `names` of `SPEED_RUNS`) `reps` times each
+    in subprocesses, alternating; `profile`: also time the steps of the fragment stage block by block."""
     aff, gt = str(wd / 'speed.zarr/affinities'), str(wd / 'speed.zarr/gt')
     rmtree(wd / 'speed.zarr')
     gen = write_voronoi(aff, shape, chunks, gt_spec=gt)
     log(f"  speed volume {shape}: generated in {gen['seconds']} s, {gen['cells']} cells")
-    cfgs = [('waterz', dict(what='waterz')), ('connecto t1', dict(what='connecto', workers=0, threads=1)), ('connecto w0', dict(what='connecto', workers=0)),
-            ('connecto w1', dict(what='connecto', workers=1)), ('connecto w2', dict(what='connecto', workers=2))]
+    cfgs = [(n, SPEED_RUNS[n]) for n in names]
     runs, conts = {k: [] for k, _ in cfgs}, []
     for r in range(reps):
         for name, task in (cfgs if r % 2 == 0 else cfgs[::-1]):        # alternate the order: no side always runs first
@@ -381,7 +385,7 @@ def speed(wd:Path, shape, chunks, reps:int)->dict:
     g = read(gt)
     quality = {name: score(read(rs[-1]['seg']), g) for name, rs in runs.items()}
     return dict(shape=list(shape), chunks=list(chunks), generate=gen, runs=runs, quality_vs_voronoi=quality,
-                profile=profile_blocks(aff, chunks), load_note=load_note(conts), max_foreign=max(c.share for c in conts))
+                profile=profile_blocks(aff, chunks) if profile else None, load_note=load_note(conts), max_foreign=max(c.share for c in conts))
 
 # ---------------------------------------------------------------- part 4: large volume
 def large(wd:Path, shapes, chunks, workers:int, caches)->dict:
@@ -475,9 +479,10 @@ def md_speed(sp:dict)->str:
         s += (f"| {name} | {median([r['fragments_seconds'] for r in rs]):.1f} | {st('graph'):.1f} | {st('agglomerate'):.1f} | "
               f"{st('stitch'):.1f} | {median([r['seconds'] for r in rs]):.1f} |\n")
     c = sp['runs']['connecto w0'][-1]
-    p = sp['profile']
-    s += (f"\n- connecto graph: {c['fragments']} fragments, {c['edges']} edges, {c['merges']} merges at t=0.5\n"
-          f"- the fragment step of all {p.get('blocks', 1)} blocks in turn ({p['voxels'] / 1e6:.1f} M voxels incl. halo, one thread; "
+    s += f"\n- connecto graph: {c['fragments']} fragments, {c['edges']} edges, {c['merges']} merges at t=0.5\n"
+    p = sp.get('profile')
+    if not p: return s + sp['load_note']
+    s += (f"- the fragment step of all {p.get('blocks', 1)} blocks in turn ({p['voxels'] / 1e6:.1f} M voxels incl. halo, one thread; "
           f"{p['seeds']} seeds, of which {p['small']} end up below min_size): "
           + ', '.join(f"{k} {v:.2f} s" for k, v in p.items() if isinstance(v, float) and k != 'first_read')
           + (f" (of the read, {p['first_read']:.2f} s is the first block's, which decodes every chunk its context touches)"
@@ -547,6 +552,16 @@ def findings_speed(sp:dict)->list:
             f"1 thread {med['connecto t1']:.1f} s, 2 threads (workers=0) {med['connecto w0']:.1f} s, 1 worker process {med['connecto w1']:.1f} s, 2 worker processes "
             f"{med['connecto w2']:.1f} s (processes pay a start of a few seconds: worth it on volumes of many blocks, not on 4)"]
 
+def findings_scale(sp:dict)->list:
+    "Summary line for the speed runs at scale."
+    med = {k: median([r['seconds'] for r in rs]) for k, rs in sp['runs'].items()}
+    e2e = median([r['end_to_end_seconds'] for r in sp['runs']['waterz']])
+    n, w = int(np.prod(sp['shape'])), med['waterz']
+    runs = {'connecto t1': 'one thread', 'connecto w0': 'two threads', 'connecto w1': 'one worker process', 'connecto w2': 'two worker processes'}
+    return [f"**At scale** ({'x'.join(map(str, sp['shape']))}, {gib(3 * n * 4):.2f} GiB of affinities, waterz {w:.1f} s in memory, "
+            f"{e2e:.1f} s with its Zarr read and write): " + ', '.join(
+                f"{label} {med[k]:.1f} s = **{med[k] / w:.2f}x** waterz's time ({med[k] / e2e:.2f}x end-to-end)" for k, label in runs.items() if k in med)]
+
 def findings_large(lg:dict)->list:
     "Summary lines for the large part: peaks per size, and whether they grow with the volume."
     out = [f"{gib(r['input_bytes']):.2f} GiB input, cache_size_gb={r['cache_size_gb']:g}: peak RSS {gib(r['peak_tree_rss']):.2f} GiB "
@@ -569,6 +584,7 @@ def md_findings(res:dict)->str:
     lines = []
     if 'quality' in res: lines += findings_quality(res['quality'], res['transfer'])
     if 'speed' in res: lines += findings_speed(res['speed'])
+    if 'scale' in res: lines += findings_scale(res['scale'])
     if 'large' in res: lines += findings_large(res['large'])
     return '\n### Findings\n\n' + ''.join(f"- {l}\n" for l in lines)
 
@@ -577,6 +593,9 @@ def markdown(res:dict)->str:
     v = res['versions']
     s = (f"<!-- BEGIN segment_vs_waterz -->\n## 4. Segmentation: connecto vs waterz\n\n- date: {res['date']}\n- machine: {res['machine']}\n"
          f"- versions: " + ', '.join(f"{k} {x}" for k, x in v.items()) + f"\n- command: `{res['command']}`\n")
+    if res.get('merged'):
+        m = res['merged']
+        s += f"- kept from the run of {m['date']} (`{m['command']}`): {', '.join(m['parts'])}\n"
     s += md_findings(res)
     if 'quality' in res:
         s += ("\n### Quality: threshold sweep\n\nconnecto: `fragments(kind='boundaries')` (defaults: minima seeds, threshold 0.5, "
@@ -597,6 +616,12 @@ def markdown(res:dict)->str:
               f"read and write. Medians of {len(sp['runs']['waterz'])} runs. Peak tree RSS = largest sum over the process tree, "
               "sampled every 0.1 s; per-process peaks = VmHWM (exact).\n")
         s += md_speed(sp)
+    if 'scale' in res:
+        sp = res['scale']
+        s += (f"\n### Speed at scale: {'x'.join(map(str, sp['shape']))} generated volume\n\nThe same kind of volume and the same runs "
+              f"as above on a volume of {len(sp['runs']['waterz'])} runs each ({sp['generate']['cells']} cells), where the blocks' halo and "
+              "the processes' start weigh less than on 4 blocks; waterz again on the whole volume in memory.\n")
+        s += md_speed(sp)
     if 'large' in res:
         s += '\n### Out of core: >= 2 GiB of affinities\n' + md_large(res['large'])
     return s + '<!-- END segment_vs_waterz -->\n'
@@ -604,8 +629,11 @@ def markdown(res:dict)->str:
 # ---------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--parts', default='quality,speed,large', help='comma-separated: quality, speed, large')
+    ap.add_argument('--parts', default='quality,speed,scale,large', help='comma-separated: quality, speed, scale, large')
     ap.add_argument('--speed-shape', type=triple, default=(64, 512, 512))
+    ap.add_argument('--scale-shape', type=triple, default=(128, 1024, 768), help='volume of the speed runs at scale')
+    ap.add_argument('--scale-reps', type=int, default=3, help='runs of each configuration at scale')
+    ap.add_argument('--merge', metavar='FILE', help='an earlier results file: its parts that this run does not repeat are kept')
     ap.add_argument('--large-shapes', type=lambda v: [triple(t) for t in v.split(';')], default=[(128, 1024, 768), (256, 1024, 768)],
                     help='semicolon-separated volume shapes z,y,x (the last >= 2 GiB): same peak RSS for each = bounded')
     ap.add_argument('--block-shape', type=triple, default=(64, 256, 256), help='connecto blocks = Zarr chunks (speed and large)')
@@ -633,9 +661,16 @@ def main():
         res['transfer'] = transfer(res['quality'])
     if 'speed' in parts:
         log('speed'); res['speed'] = speed(wd / 'speed', a.speed_shape, a.block_shape, a.reps)
+    if 'scale' in parts:
+        log('scale'); res['scale'] = speed(wd / 'scale', a.scale_shape, a.block_shape, a.scale_reps,
+                                           names=('waterz', 'connecto t1', 'connecto w0', 'connecto w2'), profile=False)
     if 'large' in parts:
         log('large'); res['large'] = large(wd / 'large', a.large_shapes, a.block_shape, a.large_workers,
                                                    [None if c == 'default' else float(c) for c in a.large_cache_gb.split(',')])
+    if a.merge:
+        old = json.loads(Path(a.merge).read_text())
+        kept = [p for p in ('quality', 'transfer', 'speed', 'scale', 'large') if p in old and p not in res]
+        res.update({p: old[p] for p in kept}); res['merged'] = dict(parts=kept, date=old.get('date'), command=old.get('command'))
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(res, indent=1, default=str))
     log(f"wrote {a.json}")

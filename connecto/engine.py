@@ -17,9 +17,10 @@ from . import telemetry
 log = logging.getLogger('connecto.engine')
 
 # %% auto #0
-__all__ = ['log', 'state_dir', 'OutputBusy', 'OutputLock', 'put_atomic', 'Ledger', 'BlockTables', 'prepare_output', 'RunReport',
-           'dask_client', 'shared_cluster', 'shared_cluster_settings', 'run_blockwise', 'run_stage', 'is_complete',
-           'prefetch', 'compiled']
+__all__ = ['log', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD', 'M_MMAP_MAX', 'HEAP_ENVIRON', 'state_dir', 'OutputBusy', 'OutputLock',
+           'put_atomic', 'Ledger', 'BlockTables', 'prepare_output', 'RunReport', 'heap_reuse', 'dask_client',
+           'shared_cluster', 'shared_cluster_settings', 'run_blockwise', 'run_stage', 'is_complete', 'prefetch',
+           'compiled']
 
 # %% ../nbs/03_engine.ipynb #db30f083
 def state_dir(
@@ -295,6 +296,47 @@ def _environ_kept():
         for k in set(os.environ) - set(before): del os.environ[k]
         os.environ.update(before)
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4         # mallopt's parameters (malloc.h)
+HEAP_ENVIRON = {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**30)}
+
+def _glibc():
+    "glibc's `mallopt` and `malloc_trim`, or None (another C library, or the user chose their own settings)."
+    if any(k in os.environ for k in HEAP_ENVIRON): return None
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None)
+        return libc if hasattr(libc, 'mallopt') and hasattr(libc, 'malloc_trim') else None
+    except OSError: return None
+
+_HEAP = {'runs': 0}
+_HEAP_LOCK = threading.Lock()
+
+@contextlib.contextmanager
+def heap_reuse():
+    """Inside: glibc serves large arrays from its heap and keeps what they free for the next block, instead of mapping
+    fresh pages that the kernel zeroes for each one. On exit (of the last of nested or concurrent uses) the free memory
+    goes back to the OS and glibc's usual settings return: the ceiling its adaptive thresholds reach by themselves
+    (mmap above 32 MiB, trim above 64 MiB). Does nothing without glibc or when the environment sets `MALLOC_MMAP_MAX_`
+    or `MALLOC_TRIM_THRESHOLD_`."""
+    libc = _glibc()
+    if libc is None:
+        yield; return
+    with _HEAP_LOCK:
+        if _HEAP['runs'] == 0: libc.mallopt(M_TRIM_THRESHOLD, 2**30); libc.mallopt(M_MMAP_MAX, 0)
+        _HEAP['runs'] += 1
+    try: yield
+    finally:
+        with _HEAP_LOCK:
+            _HEAP['runs'] -= 1
+            if _HEAP['runs'] == 0:
+                libc.mallopt(M_MMAP_MAX, 65536); libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20); libc.mallopt(M_TRIM_THRESHOLD, 64 * 2**20)
+                libc.malloc_trim(0)
+
+def _worker_environ()->dict:
+    "Dask's pre-spawn variables for connecto's worker processes: no `MALLOC_TRIM_THRESHOLD_=65536`, the heap settings of `heap_reuse` unless the environment has its own."
+    own = {k: v for k, v in HEAP_ENVIRON.items() if not any(h in os.environ for h in HEAP_ENVIRON)}
+    return {f'distributed.nanny.pre-spawn-environ.{k}': own.get(k) for k in HEAP_ENVIRON}
+
 @contextlib.contextmanager
 def dask_client(
     workers:int=0, # 0: threads in this process; N: a LocalCluster with N worker processes
@@ -318,7 +360,7 @@ def dask_client(
         finally: client.close()
         return
     with dask.config.set({'distributed.scheduler.allowed-failures': 2, 'distributed.worker.daemon': False,
-                          'distributed.logging.distributed': 'error', 'distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_': None}):
+                          'distributed.logging.distributed': 'error', **_worker_environ()}):
         if workers:
             with _environ_kept():       # else OMP_NUM_THREADS=1 would stay here, for later subprocesses (papermill kernels, torch) too
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=threads or 1, processes=True,
@@ -373,8 +415,10 @@ def _unpickled(run_id:str, payload:bytes)->dict:
     return kw if kw is not None else _PAYLOADS.setdefault(run_id, cloudpickle.loads(payload))
 
 def _forget(run_id:str):
-    "Drop a finished run's kwargs (its volumes and their chunk caches) from this process."
+    "Drop a finished run's kwargs (its volumes and their chunk caches) from this process, and hand the free heap back to the OS."
     _PAYLOADS.pop(run_id, None)
+    libc = _glibc()
+    if libc is not None and _HEAP['runs'] == 0: libc.malloc_trim(0)     # worker processes keep freed memory during a run (`_worker_environ`)
 
 def _run_block(fn, block, payload):
     "Run `fn` on one block on a worker; `payload` is (run id, pickled kwargs). Returns (block id, seconds)."
@@ -547,7 +591,8 @@ def run_blockwise(
                 payload = (uuid.uuid4().hex, cloudpickle.dumps(kwargs))
                 run = _Run(process_block, grid, payload, c, ledger, report, max_retries, retry_backoff,
                            max_in_flight or 4 * nthreads, progress, worker_timeout, held)
-                try: _loop(run, todo)
+                try:
+                    with heap_reuse(): _loop(run, todo)
                 finally:
                     run.close(); ledger.flush()
                     _release(c, payload[0])
