@@ -7,7 +7,9 @@ It runs one tile at a time on all cores (torch's intra-op threads), the way a pl
 through the engine with workers=0 (threads of this process), 1 and 2 (LocalCluster processes with cores / workers
 threads each); it runs one tile per core, one torch thread each. Each run in a fresh subprocess, imports (torch, connecto) before its timer on both sides; medians over `--reps`. Every run has torch's huge-page CPU allocator
 (`THP_MEM_ALLOC_ENABLE=1`, which `import connecto` sets) except the row "bare, 4 KiB pages", the bare loop with torch's
-default allocator: what the same loop costs when nothing sets it.
+default allocator: what the same loop costs when nothing sets it. The row "bare, heap reuse" runs the bare loop with the glibc
+settings that connecto's runs have (`MALLOC_MMAP_MAX_=0`, `MALLOC_TRIM_THRESHOLD_=1 GiB`, see `connecto.engine.heap_reuse`):
+`predict`'s overhead against an equally tuned loop.
 
     python benchmarks/predict_overhead.py            # ~20 min on 2 cores
 """
@@ -71,8 +73,9 @@ def child(task:str):
     res = bare(**t) if what == 'bare' else connecto_predict(**t)
     print(json.dumps(res))
 
-def run(task:dict, huge_pages:bool=True)->dict:
-    env = {**os.environ, 'THP_MEM_ALLOC_ENABLE': '1' if huge_pages else '0'}
+def run(task:dict, huge_pages:bool=True, heap:bool=False)->dict:
+    from connecto.engine import HEAP_ENVIRON
+    env = {**os.environ, 'THP_MEM_ALLOC_ENABLE': '1' if huge_pages else '0', **(HEAP_ENVIRON if heap else {})}
     r = subprocess.run([sys.executable, __file__, '--child', json.dumps(task)], capture_output=True, text=True, env=env)
     if r.returncode: raise RuntimeError(r.stderr[-2000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -89,6 +92,10 @@ def markdown(res:dict)->str:
         m = median([r['seconds'] for r in rs])
         times = ', '.join(f"{r['seconds']:.1f}" for r in rs)
         s += f"| {k} | {times} | {m:.1f} | {n / m / 1e6:.2f} | {m / b:.2f}x |\n"
+    if 'bare, heap reuse' in res['runs']:
+        h = median([r['seconds'] for r in res['runs']['bare, heap reuse']])
+        s += ("\nAgainst the bare loop with the same glibc settings: " + ', '.join(
+            f"{k} {median([r['seconds'] for r in rs]) / h:.2f}x" for k, rs in res['runs'].items() if k.startswith('predict')) + "\n")
     return s + '<!-- END predict_overhead -->\n'
 
 def main():
@@ -104,12 +111,12 @@ def main():
     if a.from_json: return print(markdown(json.loads(Path(a.from_json).read_text())))
     wd = fresh_dir(a.workdir)
     spec = setup(wd, a.shape, a.features)
-    runs = {k: [] for k in ('bare', 'bare, 4 KiB pages', 'predict w0', 'predict w1', 'predict w2')}
+    runs = {k: [] for k in ('bare', 'bare, 4 KiB pages', 'bare, heap reuse', 'predict w0', 'predict w1', 'predict w2')}
     for r in range(a.reps):
-        for k in runs:
+        for k in (list(runs) if r % 2 == 0 else list(runs)[::-1]):      # alternate the order: no run always goes first
             task = dict(what='bare', tile=list(a.tile), **spec) if k.startswith('bare') else dict(
                 what='predict', tile=None, workers=int(k[-1]), block_shape=list(a.block_shape), out=str(wd / 'p.zarr/aff'), **spec)
-            runs[k].append(run(task, huge_pages=k != 'bare, 4 KiB pages')); log(f"rep {r} {k}: {runs[k][-1]['seconds']:.1f} s")
+            runs[k].append(run(task, huge_pages=k != 'bare, 4 KiB pages', heap=k == 'bare, heap reuse')); log(f"rep {r} {k}: {runs[k][-1]['seconds']:.1f} s")
     res = dict(date=today(), machine=machine(), command=command(), shape=list(a.shape), tile=list(a.tile), block_shape=list(a.block_shape),
                features=a.features, reps=a.reps, runs=runs)
     finish(res, a.json, markdown, wd)

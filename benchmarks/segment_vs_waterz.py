@@ -618,9 +618,10 @@ def markdown(res:dict)->str:
         s += md_speed(sp)
     if 'scale' in res:
         sp = res['scale']
-        s += (f"\n### Speed at scale: {'x'.join(map(str, sp['shape']))} generated volume\n\nThe same kind of volume and the same runs "
-              f"as above on a volume of {len(sp['runs']['waterz'])} runs each ({sp['generate']['cells']} cells), where the blocks' halo and "
-              "the processes' start weigh less than on 4 blocks; waterz again on the whole volume in memory.\n")
+        s += (f"\n### Speed at scale: {'x'.join(map(str, sp['shape']))} generated volume\n\nThe same kind of volume ({sp['generate']['cells']} "
+              f"cells, {int(np.prod(sp['shape'])) // int(np.prod(sp['chunks']))} blocks) and the same runs as above, {len(sp['runs']['waterz'])} "
+              "each, alternating: here the blocks' halo and the processes' start weigh less than on 4 blocks. waterz again on the whole "
+              "volume in memory.\n")
         s += md_speed(sp)
     if 'large' in res:
         s += '\n### Out of core: >= 2 GiB of affinities\n' + md_large(res['large'])

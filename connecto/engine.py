@@ -297,16 +297,22 @@ def _environ_kept():
         os.environ.update(before)
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4         # mallopt's parameters (malloc.h)
-HEAP_ENVIRON = {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**30)}
+HEAP_ENVIRON = {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**30), 'MALLOC_ARENA_MAX': '1'}
+_MALLOC_VARS = (*HEAP_ENVIRON, 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TOP_PAD_')
+
+def _user_heap()->bool:
+    "Whether the environment has heap settings of its own (not those connecto gives its workers, which Dask's Nanny also writes here)."
+    return (any(k in os.environ and os.environ[k] != HEAP_ENVIRON.get(k) for k in _MALLOC_VARS)
+            or 'glibc.malloc' in os.environ.get('GLIBC_TUNABLES', ''))
 
 def _glibc():
-    "glibc's `mallopt` and `malloc_trim`, or None (another C library, or the user chose their own settings)."
-    if any(k in os.environ for k in HEAP_ENVIRON): return None
+    "glibc's `mallopt` and `malloc_trim` (Linux), or None."
+    if not sys.platform.startswith('linux'): return None
     try:
         import ctypes
         libc = ctypes.CDLL(None)
         return libc if hasattr(libc, 'mallopt') and hasattr(libc, 'malloc_trim') else None
-    except OSError: return None
+    except Exception: return None                               # musl and others without them
 
 _HEAP = {'runs': 0}
 _HEAP_LOCK = threading.Lock()
@@ -314,11 +320,12 @@ _HEAP_LOCK = threading.Lock()
 @contextlib.contextmanager
 def heap_reuse():
     """Inside: glibc serves large arrays from its heap and keeps what they free for the next block, instead of mapping
-    fresh pages that the kernel zeroes for each one. On exit (of the last of nested or concurrent uses) the free memory
-    goes back to the OS and glibc's usual settings return: the ceiling its adaptive thresholds reach by themselves
-    (mmap above 32 MiB, trim above 64 MiB). Does nothing without glibc or when the environment sets `MALLOC_MMAP_MAX_`
-    or `MALLOC_TRIM_THRESHOLD_`."""
-    libc = _glibc()
+    fresh pages that the kernel zeroes for each one (up to 64 MiB per array in threads other than the main one: their
+    arenas are no larger). On exit of the last of nested or concurrent uses, the free memory goes back to the OS, and
+    glibc's thresholds stay where its adaptive ones end by themselves once a process has freed a large array: mmap
+    above 32 MiB, trim above 64 MiB (no longer adaptive: glibc cannot go back to that). Does nothing without glibc or
+    when the environment has heap settings of its own."""
+    libc = None if _user_heap() else _glibc()
     if libc is None:
         yield; return
     with _HEAP_LOCK:
@@ -333,9 +340,9 @@ def heap_reuse():
                 libc.malloc_trim(0)
 
 def _worker_environ()->dict:
-    "Dask's pre-spawn variables for connecto's worker processes: no `MALLOC_TRIM_THRESHOLD_=65536`, the heap settings of `heap_reuse` unless the environment has its own."
-    own = {k: v for k, v in HEAP_ENVIRON.items() if not any(h in os.environ for h in HEAP_ENVIRON)}
-    return {f'distributed.nanny.pre-spawn-environ.{k}': own.get(k) for k in HEAP_ENVIRON}
+    """Dask's pre-spawn variables for connecto's worker processes: not Dask's `MALLOC_TRIM_THRESHOLD_=65536` (None removes
+    it) but `HEAP_ENVIRON`, unless the environment has heap settings of its own (the workers inherit those)."""
+    return {f'distributed.nanny.pre-spawn-environ.{k}': None if _user_heap() else v for k, v in HEAP_ENVIRON.items()}
 
 @contextlib.contextmanager
 def dask_client(
@@ -418,7 +425,7 @@ def _forget(run_id:str):
     "Drop a finished run's kwargs (its volumes and their chunk caches) from this process, and hand the free heap back to the OS."
     _PAYLOADS.pop(run_id, None)
     libc = _glibc()
-    if libc is not None and _HEAP['runs'] == 0: libc.malloc_trim(0)     # worker processes keep freed memory during a run (`_worker_environ`)
+    if libc is not None and _HEAP['runs'] == 0: libc.malloc_trim(0)     # workers keep freed memory during a run, not after it
 
 def _run_block(fn, block, payload):
     "Run `fn` on one block on a worker; `payload` is (run id, pickled kwargs). Returns (block id, seconds)."
@@ -591,8 +598,9 @@ def run_blockwise(
                 payload = (uuid.uuid4().hex, cloudpickle.dumps(kwargs))
                 run = _Run(process_block, grid, payload, c, ledger, report, max_retries, retry_backoff,
                            max_in_flight or 4 * nthreads, progress, worker_timeout, held)
+                local = all(a.startswith('inproc://') for a in ws)    # the blocks run in threads of this process
                 try:
-                    with heap_reuse(): _loop(run, todo)
+                    with heap_reuse() if local else contextlib.nullcontext(): _loop(run, todo)
                 finally:
                     run.close(); ledger.flush()
                     _release(c, payload[0])
