@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_engine.ipynb #708e6791
 from __future__ import annotations
-import contextlib, contextvars, io, itertools, json, logging, os, random, socket, sys, threading, time, uuid
+import contextlib, contextvars, functools, io, itertools, json, logging, os, random, socket, sys, threading, time, uuid
 import cloudpickle, psutil
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -17,10 +17,9 @@ from . import telemetry
 log = logging.getLogger('connecto.engine')
 
 # %% auto #0
-__all__ = ['log', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD', 'M_MMAP_MAX', 'HEAP_ENVIRON', 'state_dir', 'OutputBusy', 'OutputLock',
-           'put_atomic', 'Ledger', 'BlockTables', 'prepare_output', 'RunReport', 'heap_reuse', 'dask_client',
-           'shared_cluster', 'shared_cluster_settings', 'run_blockwise', 'run_stage', 'is_complete', 'prefetch',
-           'compiled']
+__all__ = ['log', 'HEAP_ENVIRON', 'state_dir', 'OutputBusy', 'OutputLock', 'put_atomic', 'Ledger', 'BlockTables',
+           'prepare_output', 'RunReport', 'heap_reuse', 'dask_client', 'shared_cluster', 'shared_cluster_settings',
+           'run_blockwise', 'run_stage', 'is_complete', 'prefetch', 'compiled']
 
 # %% ../nbs/03_engine.ipynb #db30f083
 def state_dir(
@@ -296,7 +295,7 @@ def _environ_kept():
         for k in set(os.environ) - set(before): del os.environ[k]
         os.environ.update(before)
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4         # mallopt's parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4         # mallopt's parameters (malloc.h)
 HEAP_ENVIRON = {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**30), 'MALLOC_ARENA_MAX': '1'}
 _MALLOC_VARS = (*HEAP_ENVIRON, 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TOP_PAD_')
 
@@ -305,8 +304,9 @@ def _user_heap()->bool:
     return (any(k in os.environ and os.environ[k] != HEAP_ENVIRON.get(k) for k in _MALLOC_VARS)
             or 'glibc.malloc' in os.environ.get('GLIBC_TUNABLES', ''))
 
+@functools.cache
 def _glibc():
-    "glibc's `mallopt` and `malloc_trim` (Linux), or None."
+    "glibc's `mallopt` and `malloc_trim` (Linux), or None; looked up once."
     if not sys.platform.startswith('linux'): return None
     try:
         import ctypes
@@ -329,14 +329,14 @@ def heap_reuse():
     if libc is None:
         yield; return
     with _HEAP_LOCK:
-        if _HEAP['runs'] == 0: libc.mallopt(M_TRIM_THRESHOLD, 2**30); libc.mallopt(M_MMAP_MAX, 0)
+        if _HEAP['runs'] == 0: libc.mallopt(_M_TRIM_THRESHOLD, 2**30); libc.mallopt(_M_MMAP_MAX, 0)
         _HEAP['runs'] += 1
     try: yield
     finally:
         with _HEAP_LOCK:
             _HEAP['runs'] -= 1
             if _HEAP['runs'] == 0:
-                libc.mallopt(M_MMAP_MAX, 65536); libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20); libc.mallopt(M_TRIM_THRESHOLD, 64 * 2**20)
+                libc.mallopt(_M_MMAP_MAX, 65536); libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20); libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
                 libc.malloc_trim(0)
 
 def _worker_environ()->dict:
