@@ -547,7 +547,7 @@ def automl(
     classifier.info['confident_fraction'] = _out_of_fold_confidence(ts, best.params, dev)
     classifier.save(str(outp))
     importance = _feature_importance_plot(clf, classifier.features, outp / 'feature_importance.png')
-    model_uri = _log_final(tracker, classifier, outp, importance, model_name)
+    model_uri = _log_final(tracker, classifier, outp, importance, model_name, len(states))
     trial_counts = dict(complete=len(done), pruned=count(optuna.trial.TrialState.PRUNED), failed=count(optuna.trial.TrialState.FAIL),
                         total=len(states))
     return AutoMLReport(str(outp), float(best.value), classifier.threshold, trial_counts, best.params, len(classifier.features), edges,
@@ -563,24 +563,28 @@ def _out_of_fold_confidence(ts:TrainingSet, params:dict, device:str)->float:
         if held.any(): scores.append(split_probability(fit_edges(ts.X[train], ts.y[train], params, device), ts.X[held]))
     return confident_fraction(np.concatenate(scores))
 
-def _log_final(tracker:Tracker, classifier:Classifier, outp:Path, importance:dict, model_name:str|None)->str|None:
+def _log_final(tracker:Tracker, classifier:Classifier, outp:Path, importance:dict, model_name:str|None, trials:int)->str|None:
     "Log the final model to the study's parent run, register it and point the alias `production` at it."
     import mlflow, tempfile, warnings, logging
     logging.getLogger('mlflow.pyfunc').setLevel(logging.ERROR)    # its advice on pickled python_models is not for our users
     mlflow.set_tracking_uri(tracker.uri)                          # the fluent API (log_model) must point at this study's store
     mlflow.set_experiment(experiment_id=tracker.experiment_id)
+    best = classifier.info['params']
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=tracker.parent), warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)
-        mlflow.log_params({f'best_{k}': v for k, v in classifier.info['params'].items()})
+        # a resumed study may find a better trial: the study's best goes in tags and metrics (which may change), not in
+        # MLflow params (which may not); each logged model keeps its own parameters
+        mlflow.set_tags({'connecto.best_trial': classifier.info['trial'], **{f'best.{k}': v for k, v in best.items()}})
         mlflow.log_metrics(dict(cv_voi=classifier.info['cv_voi'], threshold=classifier.threshold, **{
-            f'edges_{k}': v for k, v in classifier.info['edges'].items()}))
+            f'edges_{k}': v for k, v in classifier.info['edges'].items()}), step=trials)
         mlflow.log_artifact(str(outp / 'feature_importance.png'))
         mlflow.log_dict({k: float(v) for k, v in importance.items()}, 'feature_importance.json')
         folder = classifier.save(f"{tmp}/classifier")
         with contextlib.redirect_stderr(io.StringIO()):           # MLflow prints "Successfully registered ..." and advice itself
             model = _pyfunc_model()()
             info = mlflow.pyfunc.log_model(name='classifier', python_model=model, artifacts={'classifier': folder},
-                                           pip_requirements=['connecto[automl]'], registered_model_name=model_name)
+                                           pip_requirements=['connecto[automl]'], registered_model_name=model_name,
+                                           params={'trial': classifier.info['trial'], **best}, step=trials)
     if not model_name: return info.model_uri
     tracker.client.set_registered_model_alias(model_name, 'production', info.registered_model_version)
     return f"models:/{model_name}@production"
