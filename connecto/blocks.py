@@ -11,7 +11,7 @@ import numpy as np
 from .config import InputError
 
 # %% auto #0
-__all__ = ['Roi', 'Block', 'BlockGrid', 'layout_key']
+__all__ = ['Roi', 'Block', 'BlockGrid', 'layout_key', 'sweep_order']
 
 # %% ../nbs/02_blocks.ipynb #13a38a6b
 @dataclass(frozen=True)
@@ -106,3 +106,39 @@ def layout_key(
     "A short hash of the layout and parameters: the completion ledger's key."
     blob = json.dumps({'grid': grid.fingerprint(), **params}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+# %% ../nbs/02_blocks.ipynb #e7da2e19
+def _morton(g:tuple)->np.ndarray:
+    "Block ids of a grid of shape `g` in Z order (the bits of the three indices interleaved)."
+    idx = np.indices(g).reshape(3, -1)
+    key = np.zeros(idx.shape[1], np.int64)
+    for bit in range(max(int(n - 1).bit_length() for n in g)):
+        for a in range(3): key |= ((idx[a] >> bit) & 1) << (3 * bit + a)
+    return np.ravel_multi_index(tuple(idx[:, np.argsort(key, kind='stable')]), g)
+
+def _columns(g:tuple, cache_blocks:float)->tuple|None:
+    "(sweep axis, the other two axes, column widths along them) that re-decode least with three layers cached; None: none fits."
+    s, a, b = sorted(range(3), key=lambda x: -g[x])             # the longest axis is swept; ties keep C order
+    best = None
+    for wb in range(1, g[b] + 1):
+        fit = cache_blocks / (3 * min(wb + 2, g[b]))            # blocks of a layer's width along `a` that fit
+        wa = g[a] if fit >= g[a] else int(fit) - 2
+        if wa < 1: break
+        cost = min(wa + 2, g[a]) * min(wb + 2, g[b]) / (wa * wb)   # decodes per block: the column and its border
+        if best is None or cost < best[0]: best = (cost, wa, wb)
+    return None if best is None else (s, a, b, best[1], best[2])
+
+def sweep_order(
+    grid:BlockGrid, # the block layout
+    cache_bytes:float, # the reader's cache of decoded chunks (per process)
+    voxel_bytes:int, # bytes of the source per voxel of a block (channels x item size)
+)->np.ndarray:
+    "Block ids in an order in which neighbouring blocks read shared chunks while the cache still holds them."
+    g, n = grid.grid_shape, len(grid)
+    cache_blocks = cache_bytes / (np.prod(grid.block_shape, dtype=np.float64) * voxel_bytes)
+    if not any(grid.halo) or cache_blocks >= n: return np.arange(n)
+    c = _columns(g, cache_blocks)
+    if c is None: return _morton(g)
+    s, a, b, wa, wb = c
+    idx = np.indices(g).reshape(3, -1)
+    return np.lexsort((idx[b], idx[a], idx[s], idx[b] // wb, idx[a] // wa))   # column by column, each swept along `s`

@@ -449,7 +449,7 @@ class _Run:
         from tqdm.auto import tqdm
         self.fn, self.grid, self.kwargs, self.client, self.ledger, self.r = fn, grid, kwargs, client, ledger, report
         self.max_retries, self.backoff, self.max_in_flight, self.worker_timeout = max_retries, retry_backoff, max_in_flight, worker_timeout
-        self.running, self.retry_at, self.attempts, self.fatal, self.lock_held = {}, [], {}, None, lock
+        self.running, self.retry_at, self.attempts, self.fatal, self.lock_held, self.home = {}, [], {}, None, lock, {}
         self.completed = as_completed(with_results=True, raise_errors=False, loop=client.loop)   # results gathered on the client's loop, in batches
         self.bar = tqdm(total=report.blocks_total, initial=report.blocks_skipped, desc=report.stage, unit='block',
                         disable=not progress, file=sys.stderr, dynamic_ncols=True)
@@ -458,13 +458,15 @@ class _Run:
         self.watchdog.start()
 
     def submit(self, bids):
-        "Submit blocks `bids` in one message to the scheduler."
-        if not len(bids): return
-        keys = [f"{self.r.stage}-{self.r.key}-{b}-{self.attempts.get(b, 0)}-{uuid.uuid4().hex[:6]}" for b in bids]
-        futs = self.client.map(_run_block, [self.fn] * len(bids), [self.grid[b] for b in bids], [self.kwargs] * len(bids),
-                               key=keys, pure=False)
-        with self.lock: self.running.update(zip(futs, bids))
-        self.completed.update(futs)
+        "Submit blocks `bids` to the scheduler: one message per worker they are meant for (`home`)."
+        groups = {}
+        for b in bids: groups.setdefault(self.home.get(b), []).append(b)
+        for addr, bs in groups.items():
+            keys = [f"{self.r.stage}-{self.r.key}-{b}-{self.attempts.get(b, 0)}-{uuid.uuid4().hex[:6]}" for b in bs]
+            futs = self.client.map(_run_block, [self.fn] * len(bs), [self.grid[b] for b in bs], [self.kwargs] * len(bs), key=keys,
+                                   pure=False, workers=addr, allow_other_workers=addr is not None)   # any worker when its own is busy or gone
+            with self.lock: self.running.update(zip(futs, bs))
+            self.completed.update(futs)
 
     def on_success(self, bid, seconds):
         self.ledger.mark(bid)
@@ -550,6 +552,27 @@ def _loop(run:_Run, todo):
         for fut, result in batch: run.on_finished(fut, result)
 
 # %% ../nbs/03_engine.ipynb #7fee221c
+def _ordered(n:int, block_ids, order)->np.ndarray:
+    "The ids of the blocks to run (`block_ids`, default all `n`), in `order` when given."
+    ids = np.arange(n) if block_ids is None else np.asarray(block_ids, np.int64)
+    if order is None: return ids
+    order = np.asarray(order, np.int64)
+    if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+        raise ValueError(f"order must be a permutation of the {n} block ids")
+    return order if block_ids is None else order[np.isin(order, ids)]
+
+def _spread(
+    ids:np.ndarray, # blocks in the order they should run
+    workers:list, # worker addresses
+)->tuple:
+    """(submission order, worker per block): each worker process gets a contiguous run of `ids`, so that the chunks
+    its blocks share stay in its own cache; the runs are interleaved so that every worker has blocks queued."""
+    if len(workers) < 2 or len(ids) < 2: return ids, {}
+    parts = np.array_split(np.asarray(ids), len(workers))
+    home = {int(b): w for part, w in zip(parts, workers) for b in part}
+    order = [int(b) for row in itertools.zip_longest(*parts) for b in row if b is not None]
+    return np.array(order, np.int64), home
+
 def run_blockwise(
     process_block:Callable, # `process_block(block, **kwargs)`: reads the block's context, writes its core
     grid:BlockGrid, # the block layout
@@ -566,6 +589,7 @@ def run_blockwise(
     max_in_flight:int|None=None, # blocks submitted at once; default: 4 per thread (queued blocks hold no data)
     checkpoint_interval:int=100, # completed blocks between ledger flushes
     block_ids=None, # only these blocks (default: all)
+    order=None, # the order in which blocks are submitted: a permutation of all block ids (default: C order; see `blocks.sweep_order`)
     progress:bool=True, # show a progress bar (terminal or Jupyter widget)
     worker_timeout:float=120., # fail when the cluster has no worker for this long
     raise_on_failure:bool=True, # raise `WorkFailed` when blocks failed (else just report)
@@ -581,7 +605,7 @@ def run_blockwise(
     with locking as held:
         ledger = Ledger(output, key, len(grid), checkpoint_interval)
         done = ledger.load(progress)
-        ids = np.arange(len(grid)) if block_ids is None else np.asarray(block_ids, np.int64)
+        ids = _ordered(len(grid), block_ids, order)
         todo = ids[~done[ids]]
         report.blocks_skipped = int(len(ids) - len(todo)); report.blocks_total = int(len(ids))
         telemetry.CHUNKS_SKIPPED.labels(stage).inc(report.blocks_skipped)
@@ -599,6 +623,7 @@ def run_blockwise(
                 run = _Run(process_block, grid, payload, c, ledger, report, max_retries, retry_backoff,
                            max_in_flight or 4 * nthreads, progress, worker_timeout, held)
                 local = all(a.startswith('inproc://') for a in ws)    # the blocks run in threads of this process
+                if not local: todo, run.home = _spread(todo, sorted(ws))
                 try:
                     with heap_reuse() if local else contextlib.nullcontext(): _loop(run, todo)
                 finally:

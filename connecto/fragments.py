@@ -450,7 +450,7 @@ def fragments(
         report = run_stage(fragment_block, grid, dst, cfg, workers, scheduler, params=params, stage='fragments',
                            kwargs=dict(src=source, dst=out, tables=tables, kind=kind, id_stride=int(np.prod(bs)),
                                        faces=BlockTables(dst, f'faces-{key}') if graph else None, **wparams),
-                           progress=progress, lock=held)
+                           progress=progress, lock=held, order=source.block_order(grid))
     report.fragments = sum(int(tables.read(b)['fragments'][0]) for b in tables.block_ids())    # not `concat`: the tables hold the graph too
     if report.fragments == 0:
         raise InputError(f"no fragments: every voxel of {src} is a boundary (>= threshold {threshold}), so no seed exists. "
