@@ -449,7 +449,8 @@ class _Run:
         from tqdm.auto import tqdm
         self.fn, self.grid, self.kwargs, self.client, self.ledger, self.r = fn, grid, kwargs, client, ledger, report
         self.max_retries, self.backoff, self.max_in_flight, self.worker_timeout = max_retries, retry_backoff, max_in_flight, worker_timeout
-        self.running, self.retry_at, self.attempts, self.fatal, self.lock_held, self.home = {}, [], {}, None, lock, {}
+        self.running, self.retry_at, self.attempts, self.fatal, self.lock_held = {}, [], {}, None, lock
+        self.home, self.addrs = None, []                        # worker index per block (see `_spread`), and their addresses
         self.completed = as_completed(with_results=True, raise_errors=False, loop=client.loop)   # results gathered on the client's loop, in batches
         self.bar = tqdm(total=report.blocks_total, initial=report.blocks_skipped, desc=report.stage, unit='block',
                         disable=not progress, file=sys.stderr, dynamic_ncols=True)
@@ -458,10 +459,11 @@ class _Run:
         self.watchdog.start()
 
     def submit(self, bids):
-        "Submit blocks `bids` to the scheduler: one message per worker they are meant for (`home`)."
-        groups = {}
-        for b in bids: groups.setdefault(self.home.get(b), []).append(b)
-        for addr, bs in groups.items():
+        "Submit blocks `bids` to the scheduler: one message per worker they are meant for (`home`; -1: any)."
+        bids = np.asarray(bids, np.int64)
+        where = self.home[bids] if self.home is not None else np.full(len(bids), -1)
+        for w in np.unique(where):
+            bs, addr = [int(b) for b in bids[where == w]], self.addrs[w] if w >= 0 else None
             keys = [f"{self.r.stage}-{self.r.key}-{b}-{self.attempts.get(b, 0)}-{uuid.uuid4().hex[:6]}" for b in bs]
             futs = self.client.map(_run_block, [self.fn] * len(bs), [self.grid[b] for b in bs], [self.kwargs] * len(bs), key=keys,
                                    pure=False, workers=addr, allow_other_workers=addr is not None)   # any worker when its own is busy or gone
@@ -478,6 +480,7 @@ class _Run:
         telemetry.PROCESSING_ERRORS.labels(self.r.stage).inc()
         if isinstance(exc, InputError): raise exc
         a = self.attempts[bid] = self.attempts.get(bid, 0) + 1
+        if self.home is not None: self.home[bid] = -1            # a retry may run on any worker, not only on its own
         self.r.errors[str(bid)] = _describe(exc)
         if a <= self.max_retries:
             if a == 1: self.r.blocks_retried += 1
@@ -557,21 +560,29 @@ def _ordered(n:int, block_ids, order)->np.ndarray:
     ids = np.arange(n) if block_ids is None else np.asarray(block_ids, np.int64)
     if order is None: return ids
     order = np.asarray(order, np.int64)
-    if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+    if order.shape != (n,) or order.min(initial=0) < 0 or order.max(initial=0) >= n or np.bincount(order, minlength=n).max(initial=1) != 1:
         raise ValueError(f"order must be a permutation of the {n} block ids")
     return order if block_ids is None else order[np.isin(order, ids)]
 
 def _spread(
     ids:np.ndarray, # blocks in the order they should run
-    workers:list, # worker addresses
+    nthreads:dict, # threads per worker address
+    n:int, # blocks in the grid
+    per_worker:int=8, # fewer blocks per worker than this: no spreading (one message per worker would cost more)
 )->tuple:
-    """(submission order, worker per block): each worker process gets a contiguous run of `ids`, so that the chunks
-    its blocks share stay in its own cache; the runs are interleaved so that every worker has blocks queued."""
-    if len(workers) < 2 or len(ids) < 2: return ids, {}
-    parts = np.array_split(np.asarray(ids), len(workers))
-    home = {int(b): w for part, w in zip(parts, workers) for b in part}
-    order = [int(b) for row in itertools.zip_longest(*parts) for b in row if b is not None]
-    return np.array(order, np.int64), home
+    """(submission order, worker index per block id or None, worker addresses): each worker gets a contiguous run of
+    `ids` in proportion to its threads, so that the chunks its blocks share stay in its own cache; the runs are
+    interleaved so that every worker has blocks queued."""
+    addrs, ids = sorted(nthreads), np.asarray(ids, np.int64)
+    if len(addrs) < 2 or len(ids) < per_worker * len(addrs): return ids, None, []
+    share = np.array([nthreads[a] for a in addrs], np.float64)
+    bounds = np.round(np.cumsum(share) / share.sum() * len(ids)).astype(np.int64)
+    start = np.r_[0, bounds[:-1]]
+    pos = np.arange(len(ids))
+    part = np.searchsorted(bounds, pos, side='right')
+    progress = (pos - start[part]) / np.maximum(bounds - start, 1)[part]      # how far into its worker's run
+    home = np.full(n, -1, np.int32); home[ids] = part
+    return ids[np.lexsort((part, progress))], home, addrs
 
 def run_blockwise(
     process_block:Callable, # `process_block(block, **kwargs)`: reads the block's context, writes its core
@@ -623,7 +634,7 @@ def run_blockwise(
                 run = _Run(process_block, grid, payload, c, ledger, report, max_retries, retry_backoff,
                            max_in_flight or 4 * nthreads, progress, worker_timeout, held)
                 local = all(a.startswith('inproc://') for a in ws)    # the blocks run in threads of this process
-                if not local: todo, run.home = _spread(todo, sorted(ws))
+                if not local: todo, run.home, run.addrs = _spread(todo, {a: w['nthreads'] for a, w in ws.items()}, len(grid))
                 try:
                     with heap_reuse() if local else contextlib.nullcontext(): _loop(run, todo)
                 finally:

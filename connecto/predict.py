@@ -201,7 +201,8 @@ def predict(
     try:
         with OutputLock(out) as held:
             vol = prepare_output(out, key, oshape, dtype, bs, meta, cfg, overwrite)
-            return run_stage(predict_block, grid, out, cfg, workers, scheduler, params=params, stage='predict', progress=progress, lock=held, threads=threads, order=src.block_order(grid),
+            return run_stage(predict_block, grid, out, cfg, workers, scheduler, params=params, stage='predict', progress=progress,
+                             lock=held, threads=threads, order=src.block_order(grid),
                              kwargs=dict(raw=src, out=vol, model_path=os.path.abspath(model), device=device, precision=precision,
                                          tile=tile, overlap=tuple(overlap), batch_size=batch_size, torch_threads=torch_threads))
     finally: torch.set_num_threads(before)                  # threads of this process as they were

@@ -393,7 +393,7 @@ class Volume:
     def block_order(self, grid)->np.ndarray:
         "Ids of the blocks of `grid` in the order that decodes this volume's chunks least through its cache (`blocks.sweep_order`)."
         from connecto.blocks import sweep_order
-        cache = getattr(self._r, 'cache_bytes', getattr(self._r, 'cache', 0))
+        cache = getattr(self._r, 'cache_bytes', 0)                # Zarr only: the other readers cache no decoded chunks across reads
         return sweep_order(grid, cache, self.nbytes // int(np.prod(self.spatial_shape))) if cache else np.arange(len(grid))
     def __repr__(self): return f"Volume('{self.spec}', shape={self.shape}, dtype={self.dtype}, voxel_size={self.voxel_size})"
     def __array__(self, dtype=None, copy=None): return self[...] if dtype is None else self[...].astype(dtype)

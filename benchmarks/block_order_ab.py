@@ -1,0 +1,60 @@
+"""Same-run A/B of the block order (RESULTS 4f): the fragment stage on Zarr affinities, with the sweep order and each
+worker process's contiguous run of blocks ("new") against C order with no runs per worker ("C", patched in), each run
+in a fresh process, the configurations alternating. Prints each run and the medians; chunk decodes are
+`CHUNK_CACHE.misses` summed over all processes. The timer includes the start of the run's cluster.
+
+    python benchmarks/block_order_ab.py --reps 3 new:0:1 C:0:1 new:0:0 C:0:0 new:2:0 C:2:0
+
+The affinities (`--affinities`, default generated once like section 4's volume at scale: 3x128x1024x768 float32 Voronoi
+affinities, chunks 64x256x256, 1.12 GiB) are kept between runs of the script.
+
+A configuration is ORDER:WORKERS:ONE_THREAD (ORDER new or C; WORKERS 0 = threads of the process; ONE_THREAD 1 = one
+thread, 0 = as many as cores).
+"""
+import argparse, json, statistics, subprocess, sys
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+CHILD = r'''
+import sys, json, time, shutil
+import numpy as np
+import connecto.engine as E, connecto.volume as V
+from connecto.fragments import fragments, _load_kernels
+import distributed, numba, cc3d, fastremap                  # imported lazily by the stage: not timed
+aff, out, order, w, one = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == '1'
+if order == 'C':
+    V.Volume.block_order = lambda self, g: np.arange(len(g))
+    E._spread = lambda ids, *a, **k: (np.asarray(ids), None, [])
+shutil.rmtree(out, ignore_errors=True)
+_load_kernels()
+t = time.perf_counter()
+with E.shared_cluster(w, 1 if one else None):
+    fr = fragments(aff, f'{out}/fragments', kind='affinities', block_shape=(64, 256, 256), halo=16, progress=False)
+    others = sum(E._SHARED.get().get().run(lambda: __import__('connecto.volume').volume.CHUNK_CACHE.misses).values()) if w else 0
+print(json.dumps(dict(seconds=time.perf_counter() - t, decodes=V.CHUNK_CACHE.misses + others, fragments=fr.fragments)))
+'''
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('configs', nargs='+', help='ORDER:WORKERS:ONE_THREAD, e.g. new:0:1 C:0:1')
+    ap.add_argument('--affinities', default='/tmp/connecto-bench/block_order/scale.zarr/affinities',
+                    help='Zarr spec of (3, z, y, x) float32 affinities; generated when missing')
+    ap.add_argument('--reps', type=int, default=3)
+    ap.add_argument('--out', default='/tmp/connecto-bench/block_order/run.zarr')
+    a = ap.parse_args()
+    if not Path(a.affinities.split('.zarr')[0] + '.zarr').exists():
+        from segment_vs_waterz import write_voronoi
+        print('generating', a.affinities, write_voronoi(a.affinities, (128, 1024, 768), (64, 256, 256)), flush=True)
+    runs = {}
+    for r in range(a.reps):
+        for cfg in (a.configs if r % 2 == 0 else a.configs[::-1]):
+            order, w, one = cfg.split(':')
+            p = subprocess.run([sys.executable, '-c', CHILD, a.affinities, a.out, order, w, one], capture_output=True, text=True)
+            if p.returncode: sys.exit(f"{cfg} failed:\n{p.stderr[-2000:]}")
+            d = json.loads(p.stdout.strip().splitlines()[-1])
+            runs.setdefault(cfg, []).append(d); print(cfg, d, flush=True)
+    for cfg, ds in runs.items():
+        print(f"{cfg}: median {statistics.median(d['seconds'] for d in ds):.2f} s, runs {[round(d['seconds'], 2) for d in ds]}, "
+              f"decodes {[d['decodes'] for d in ds]}, fragments {ds[0]['fragments']}")
+
+if __name__ == '__main__': main()
