@@ -560,7 +560,8 @@ def _ordered(n:int, block_ids, order)->np.ndarray:
     ids = np.arange(n) if block_ids is None else np.asarray(block_ids, np.int64)
     if order is None: return ids
     order = np.asarray(order, np.int64)
-    if order.shape != (n,) or order.min(initial=0) < 0 or order.max(initial=0) >= n or np.bincount(order, minlength=n).max(initial=1) != 1:
+    if (order.shape != (n,) or order.min(initial=0) < 0 or order.max(initial=0) >= n
+            or np.bincount(order, minlength=n).max(initial=1) != 1):
         raise ValueError(f"order must be a permutation of the {n} block ids")
     return order if block_ids is None else order[np.isin(order, ids)]
 

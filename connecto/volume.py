@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 import zarr
+from .blocks import sweep_order
 from .config import InputError
 
 # %% auto #0
@@ -392,7 +393,6 @@ class Volume:
     def nbytes(self): return int(np.prod(self.shape)) * self.dtype.itemsize
     def block_order(self, grid)->np.ndarray:
         "Ids of the blocks of `grid` in the order that decodes this volume's chunks least through its cache (`blocks.sweep_order`)."
-        from connecto.blocks import sweep_order
         cache = getattr(self._r, 'cache_bytes', 0)                # Zarr only: the other readers cache no decoded chunks across reads
         return sweep_order(grid, cache, self.nbytes // int(np.prod(self.spatial_shape))) if cache else np.arange(len(grid))
     def __repr__(self): return f"Volume('{self.spec}', shape={self.shape}, dtype={self.dtype}, voxel_size={self.voxel_size})"
