@@ -23,16 +23,22 @@ def as_boundaries(
     kind:str='boundaries', # 'boundaries' (1 = boundary) or 'affinities' (1 = same object)
     where:str='input', # what to call the data in errors
 )->np.ndarray:
-    "A float32 boundary map in [0, 1] from boundaries or affinities, integer maps scaled by their dtype's maximum."
+    "A float32 boundary map in [0, 1] from boundaries or affinities (float, or uint8/uint16 scaled by their maximum)."
     if kind not in ('boundaries', 'affinities'): raise InputError(f"kind must be 'boundaries' or 'affinities', not '{kind}'")
-    if data.dtype.kind in 'ui': b = data.astype(np.float32) / np.iinfo(data.dtype).max
-    elif data.dtype.kind == 'f':
+    _check_dtype(data.dtype, where, kind)
+    if data.dtype.kind == 'u': b = data.astype(np.float32) / np.iinfo(data.dtype).max
+    else:
         b = data.astype(np.float32, copy=False)
         finite = bool(np.isfinite(b).all())
         _check_values(where, kind, finite, *((b.min(), b.max()) if finite and b.size else (0, 0)))
-    else: raise InputError(f"{where} has dtype {data.dtype}; {kind} are float in [0, 1] or unsigned integers")
     if kind == 'affinities': return 1 - b[:3].mean(0)
     return b
+
+def _check_dtype(dtype:np.dtype, where:str, kind:str):
+    "Raise unless `dtype` holds a map: float, uint8 or uint16 (wider or signed integers are labels)."
+    if dtype.kind == 'f' or (dtype.kind == 'u' and dtype.itemsize <= 2): return
+    labels = " (integers of this type hold labels, a segmentation or ground truth, not a map)" if dtype.kind in 'ui' else ''
+    raise InputError(f"{where} has dtype {dtype}{labels}; {kind} are float in [0, 1], uint8 (0..255) or uint16")
 
 def _check_values(where:str, kind:str, finite:bool, lo, hi):
     "Raise unless the values are finite and their range [lo, hi] lies in [0, 1] (to rounding)."
@@ -89,7 +95,7 @@ def check_map(
                          "For a (z, y, x) map use --boundaries")
     if kind == 'boundaries' and len(vol.shape) != 3:
         raise InputError(f"{vol.spec} has shape {vol.shape}; a boundary map is (z, y, x). For (3, z, y, x) affinities use --affinities")
-    if vol.dtype.kind not in 'uif': raise InputError(f"{vol.spec} has dtype {vol.dtype}; {kind} are float in [0, 1] or unsigned integers")
+    _check_dtype(vol.dtype, vol.spec, kind)
 
 # %% ../nbs/20_fragments.ipynb #45a6b718
 def distance_seeds(

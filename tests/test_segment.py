@@ -109,6 +109,7 @@ def test_bad_inputs_exit_2_and_outputs_kept(data, tmp_path):
         'empty ground truth': (('evaluate', '--seg', tmp_path/'s.zarr/f', '--gt', tmp_path/'zeros.npy'), 'no labelled voxels'),
         'all-boundary volume': (('fragments', '--boundaries', tmp_path/'ones.npy', '--out', tmp_path/'y.zarr/f'), 'no fragments'),
         'NaN boundaries': (('fragments', '--boundaries', tmp_path/'nan.npy', '--out', tmp_path/'z.zarr/f'), 'NaN'),
+        'labels as boundaries': (('fragments', '--boundaries', gt, '--out', tmp_path/'w.zarr/f'), 'labels'),
         'affinities of the wrong shape': (('fragments', '--affinities', p1, '--out', tmp_path/'x.zarr/f'), '(3, z, y, x)'),
         'over an existing output': (('fragments', '--boundaries', p1, '--out', tmp_path/'s.zarr/f', '--block-shape', '25,50,50'), '--overwrite'),
     }
