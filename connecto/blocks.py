@@ -12,7 +12,7 @@ import numpy as np
 from .config import InputError
 
 # %% auto #0
-__all__ = ['SIMULATED', 'Roi', 'Block', 'BlockGrid', 'layout_key', 'lru_decodes', 'sweep_order']
+__all__ = ['SIMULATED', 'Roi', 'Block', 'BlockGrid', 'layout_key', 'lru_decodes', 'sweep_order', 'cache_estimate']
 
 # %% ../nbs/02_blocks.ipynb #13a38a6b
 @dataclass(frozen=True)
@@ -171,3 +171,38 @@ def sweep_order(
     if n > SIMULATED: return _swept(g, cache_blocks)
     candidates = [np.arange(n), _swept(g, cache_blocks), _morton(g)]
     return min(candidates, key=lambda o: lru_decodes(o, g, cache_blocks))   # ties: the first
+
+def _cut(g:tuple)->tuple:
+    "A grid of at most `SIMULATED` blocks like `g`: the longest axis shortened first (not below the others), then every axis."
+    g = list(g)
+    s = max(range(3), key=lambda a: g[a])
+    others = np.prod(g) // g[s]
+    g[s] = max(min(g[s], SIMULATED // others), *(g[a] for a in range(3) if a != s))
+    f = (SIMULATED / np.prod(g)) ** (1 / 3)
+    return tuple(g) if f >= 1 else tuple(max(1, int(n * f)) for n in g)
+
+def _decodes(g:tuple, cache_blocks:float)->float:
+    "Decodes per chunk of `sweep_order` on a grid `g` of blocks of one chunk (halo below a chunk) with this cache."
+    return lru_decodes(sweep_order(BlockGrid(g, 1, 1), cache_blocks, 1), g, cache_blocks) / np.prod(g)
+
+def cache_estimate(
+    grid:BlockGrid, # the block layout
+    cache_bytes:float, # the reader's cache of decoded chunks (per process)
+    voxel_bytes:int, # bytes of the source per voxel of a block (channels x item size)
+)->dict:
+    """How `sweep_order` uses a cache (blocks of one chunk, halo below a chunk; simulated, on a cut grid above `SIMULATED`
+    blocks): `decodes`, the times it decodes each chunk; `once_bytes`, the cache that decodes each chunk once; `twice_bytes`,
+    the least cache that decodes each at most twice (computed only when `decodes` is above 2, else None)."""
+    g, block = grid.grid_shape, float(np.prod(grid.block_shape, dtype=np.float64) * voxel_bytes)
+    small, mid, _ = sorted(g)
+    once = min(3 * small * mid + mid, len(grid))                 # three layers of the cross-section and a row of the next
+    if not any(grid.halo) or cache_bytes >= once * block: return dict(decodes=1., once_bytes=int(once * block), twice_bytes=None)
+    cut = g if len(grid) <= SIMULATED else _cut(g)
+    decodes, twice = _decodes(cut, cache_bytes / block), None
+    if decodes > 2:                                               # bisect the cache (in chunks) for at most two decodes each
+        lo, hi = int(cache_bytes / block), once
+        while hi - lo > max(1, once // 64):
+            m = (lo + hi) // 2
+            lo, hi = (lo, m) if _decodes(cut, m) <= 2 else (m, hi)
+        twice = int(hi * block)
+    return dict(decodes=float(decodes), once_bytes=int(once * block), twice_bytes=twice)

@@ -4,18 +4,20 @@
 
 # %% ../nbs/01_volume.ipynb #b7b4c612
 from __future__ import annotations
-import itertools, os, re, threading
+import itertools, logging, os, re, threading
 from concurrent.futures import Future
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 import numpy as np
 import zarr
-from .blocks import sweep_order
+from .blocks import cache_estimate, sweep_order
 from .config import InputError
 
+log = logging.getLogger('connecto.volume')
+
 # %% auto #0
-__all__ = ['H5_SUFFIXES', 'TIFF_SUFFIXES', 'SLICE_SUFFIXES', 'SUPPORTED_DTYPES', 'CHUNK_CACHE', 'PAD_MODES', 'is_url',
+__all__ = ['log', 'H5_SUFFIXES', 'TIFF_SUFFIXES', 'SLICE_SUFFIXES', 'SUPPORTED_DTYPES', 'CHUNK_CACHE', 'PAD_MODES', 'is_url',
            'spec_kind', 'ChunkCache', 'Volume', 'create_volume', 'open_volume', 'from_array', 'sample_data']
 
 # %% ../nbs/01_volume.ipynb #b7ae1606
@@ -361,6 +363,16 @@ def _meta_from_attrs(attrs, ndim):
     return vs, off, units
 
 # %% ../nbs/01_volume.ipynb #55739a72
+def _gib(b:float)->str: return f"{b / 2**30:.2g}"
+
+def _warn_small_cache(spec:str, grid, cache:int, voxel_bytes:int):
+    "Log a warning when `grid`'s blocks would decode each chunk of `spec` twice or more through a cache of `cache` bytes."
+    est = cache_estimate(grid, cache, voxel_bytes)
+    if est['decodes'] < 2: return
+    log.warning(f"{spec}: with cache_size_gb={_gib(cache)} (decoded chunks, per process), {len(grid)} blocks of {'x'.join(map(str, grid.block_shape))} "
+                f"will decode each chunk about {est['decodes']:.0f} times. Set cache_size_gb (config) to {_gib(est['twice_bytes'])} for about "
+                f"2 decodes each, {_gib(est['once_bytes'])} for one, if memory allows; each worker process holds one cache")
+
 class Volume:
     "A 3D (z, y, x) or channels-first 4D volume read from any supported format, with physical metadata."
     def __init__(self,
@@ -392,9 +404,13 @@ class Volume:
     @property
     def nbytes(self): return int(np.prod(self.shape)) * self.dtype.itemsize
     def block_order(self, grid)->np.ndarray:
-        "Ids of the blocks of `grid` in the order that decodes this volume's chunks least through its cache (`blocks.sweep_order`)."
+        """Ids of the blocks of `grid` in the order that decodes this volume's chunks least through its cache (`blocks.sweep_order`);
+        warns when the cache is too small for the grid (each chunk decoded twice or more) and says what size would do."""
         cache = getattr(self._r, 'cache_bytes', 0)                # Zarr only: the other readers cache no decoded chunks across reads
-        return sweep_order(grid, cache, self.nbytes // int(np.prod(self.spatial_shape))) if cache else np.arange(len(grid))
+        if not cache: return np.arange(len(grid))
+        voxel_bytes = self.nbytes // int(np.prod(self.spatial_shape))
+        _warn_small_cache(self.spec, grid, cache, voxel_bytes)
+        return sweep_order(grid, cache, voxel_bytes)
     def __repr__(self): return f"Volume('{self.spec}', shape={self.shape}, dtype={self.dtype}, voxel_size={self.voxel_size})"
     def __array__(self, dtype=None, copy=None): return self[...] if dtype is None else self[...].astype(dtype)
 
