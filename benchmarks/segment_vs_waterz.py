@@ -322,7 +322,7 @@ def run_child(task:dict, wd:Path)->tuple:
 
 # ---------------------------------------------------------------- part 3: speed
 def profile_blocks(aff:str, block_shape, halo=16, min_size=20)->dict:
-    """Seconds of each step of connecto's `fragment_block`, summed over all blocks in order, in one thread: read (the first
+    """Seconds of each step of connecto's `fragment_block`, summed over all blocks in the stage's order, in one thread: read (the first
     block decodes every chunk its context touches; later blocks find most of theirs in the chunk cache), boundary map and
     levels, seeds, the two floods of `connecto.fragments._flood` (the second floods the fragments below `min_size` again), the
     core's ids and sizes, its graph tables, and the write of its ids to Zarr (as the stage writes them, with its tables)."""
@@ -342,7 +342,7 @@ def profile_blocks(aff:str, block_shape, halo=16, min_size=20)->dict:
     dst = create_volume(f'{tmp}/f.zarr/fragments', v.spatial_shape, id_dtype(len(grid) * stride), chunks=block_shape)
     tables, faces = BlockTables(dst.spec, 'profile'), BlockTables(dst.spec, 'profile-faces')
     voxels = seeds = small_n = first_read = 0
-    for block in grid:
+    for block in (grid[int(i)] for i in v.block_order(grid)):            # in the stage's order
         ctx = block.context.intersect(Roi((0, 0, 0), v.spatial_shape))     # as fragment_block
         data = v.read(ctx.start, ctx.stop); lap('read')
         first_read = first_read or out['read']

@@ -449,7 +449,7 @@ def fragments(
     key = layout_key(grid, **params)
     with OutputLock(dst) as held:
         graph = min(grid.halo) >= 1                                 # the core's faces and the data across them are in the context
-        layout = {'fragments_layout': {'block_shape': list(bs), 'halo': list(grid.halo)}} if graph else {}
+        layout = {'fragments_layout': {'block_shape': list(bs), 'halo': list(grid.halo), 'source_stamp': source.stamp()}} if graph else {}
         out = prepare_output(dst, key, shape, id_dtype(len(grid) * int(np.prod(bs))), bs, dict(voxel_size=source.voxel_size, offset=source.offset,
                              units=source.units, attrs={'fragments': params, **layout}), cfg, overwrite)
         tables = BlockTables(dst, f'fragments-{key}')

@@ -228,12 +228,14 @@ def fused_tables(
     kind:str, # 'boundaries' or 'affinities'
     grid:BlockGrid, # the graph's blocks
 )->tuple|None:
-    "The core and face tables the fragments stage made, if it made `fragments` from `source` (same `kind`) on the same blocks; else None."
+    """The core and face tables the fragments stage made, if it made `fragments` from `source` (same `kind`, not written anew
+    since: `Volume.stamp`) on the same blocks; else None."""
     from connecto.engine import is_complete
     attrs = getattr(fragments._r, 'attrs', {})
     p, layout, key = attrs.get('fragments'), attrs.get('fragments_layout'), attrs.get('run_key')
     if not (p and layout and key) or p.get('src') != source.spec or p.get('kind') != kind: return None
     if tuple(layout['block_shape']) != grid.block_shape or tuple(fragments.shape) != grid.shape: return None
+    if layout.get('source_stamp') is None or layout['source_stamp'] != source.stamp(): return None   # rewritten since, or unknown
     if not is_complete(fragments.spec, BlockGrid(grid.shape, layout['block_shape'], layout['halo']), p['stage'], p): return None
     cores, faces = BlockTables(fragments.spec, f'fragments-{key}'), BlockTables(fragments.spec, f'faces-{key}')
     return (cores, faces) if 'u' in cores.read(0) and faces.block_ids() else None

@@ -411,6 +411,14 @@ class Volume:
         voxel_bytes = self.nbytes // int(np.prod(self.spatial_shape))
         _warn_small_cache(self.spec, grid, cache, voxel_bytes)
         return sweep_order(grid, cache, voxel_bytes)
+    def stamp(self)->list|None:
+        """[size, modification time in ns] of what changes when this volume is written anew: a Zarr array's metadata, a
+        file, or the newest section of a folder (with their count); None for URLs. Tells whether a source changed since it was read."""
+        files = getattr(self._r, 'files', None) or [getattr(self._r, 'root', None) or spec_kind(self.spec)[1]]
+        if is_url(files[0]): return None
+        if self.kind == 'zarr': files = [f"{files[0]}/zarr.json" if os.path.exists(f"{files[0]}/zarr.json") else f"{files[0]}/.zarray"]
+        st = [os.stat(f) for f in files]
+        return [sum(s.st_size for s in st), max(s.st_mtime_ns for s in st), len(st)]
     def __repr__(self): return f"Volume('{self.spec}', shape={self.shape}, dtype={self.dtype}, voxel_size={self.voxel_size})"
     def __array__(self, dtype=None, copy=None): return self[...] if dtype is None else self[...].astype(dtype)
 
