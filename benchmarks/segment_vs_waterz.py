@@ -268,7 +268,9 @@ def child(task_path:str):
                peak_tree_anon=rss.peak_anon, peak_procs=rss.peak_procs, rss_samples=rss.samples)
     Path(task_path).with_suffix('.out.json').write_text(json.dumps(res))
 
-def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo=16, cache_gb=None, threads=None)->dict:
+HALO = 8   # connecto.fragments' default halo
+
+def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo=HALO, cache_gb=None, threads=None)->dict:
     """connecto fragments (affinities) + agglomerate (graph, merges, stitch) at one threshold, outputs in Zarr; times.
     `cache_gb`: the config's `cache_size_gb` (decoded-chunk cache per process), None = default."""
     from connecto.config import Config
@@ -321,7 +323,7 @@ def run_child(task:dict, wd:Path)->tuple:
     return res, ct
 
 # ---------------------------------------------------------------- part 3: speed
-def profile_blocks(aff:str, block_shape, halo=16, min_size=20)->dict:
+def profile_blocks(aff:str, block_shape, halo=HALO, min_size=20)->dict:
     """Seconds of each step of connecto's `fragment_block`, summed over all blocks in the stage's order, in one thread: read (the first
     block decodes every chunk its context touches; later blocks find most of theirs in the chunk cache), boundary map and
     levels, seeds, the two floods of `connecto.fragments._flood` (the second floods the fragments below `min_size` again), the
@@ -609,7 +611,7 @@ def markdown(res:dict)->str:
         s += (f"\n### Speed: {'x'.join(map(str, sp['shape']))} generated volume\n\nVoronoi cells ({sp['generate']['cells']} seed points), "
               "faces plus uniform per-voxel noise, blurred together (sigma 1), stored as float32 affinities (3, z, y, x) in Zarr (chunks "
               f"{'x'.join(map(str, sp['chunks']))}). Each run in a fresh subprocess; times after imports (connecto: also of the libraries its stages import lazily: distributed, numba, cc3d, fastremap; numba's start and the loading of connecto's compiled kernels are timed apart, below). "
-              f"connecto: `fragments(kind='affinities', block_shape={tuple(sp['chunks'])}, halo=16)` + `agglomerate(thresholds=[0.5])`, "
+              f"connecto: `fragments(kind='affinities', block_shape={tuple(sp['chunks'])}, halo={HALO})` + `agglomerate(thresholds=[0.5])`, "
               "reading and writing Zarr, both inside one `shared_cluster(workers)`: workers=0 = threads in the process (2; t1: one thread), "
               "workers=1/2 = LocalCluster processes, started once for the three stages (fragments, graph, stitch). waterz: `agglomerate(affs, [0.5])` "
               "(its zwatershed + agglomeration, single-threaded), affinities already in memory; the end-to-end column adds its Zarr "

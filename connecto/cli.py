@@ -210,7 +210,7 @@ def parser()->argparse.ArgumentParser:
     _map_args(f)
     f.add_argument('--out', required=True, metavar='SPEC', help='output Zarr spec for the fragments, e.g. seg.zarr/fragments')
     f.add_argument('--block-shape', type=triple(), metavar='Z,Y,X', help='block shape (default: config chunk_size)')
-    f.add_argument('--halo', type=int, default=16, metavar='N', help='context in voxels around each block (default: 16)')
+    f.add_argument('--halo', type=int, default=8, metavar='N', help='context in voxels around each block (default: 8)')
     f.add_argument('--threshold', type=float, default=0.5, help='boundary values below it are inside objects (default: 0.5)')
     f.add_argument('--seeds', choices=('minima', 'distance'), default='minima', help='seeds: boundary minima or distance-transform maxima')
     f.add_argument('--min-size', type=int, default=20, metavar='N', help='merge fragments smaller than N voxels (default: 20)')

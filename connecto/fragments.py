@@ -420,7 +420,7 @@ def fragments(
     dst:str, # output Zarr spec for the fragments (uint32 when the blocks' id ranges end below 2**32, else uint64)
     kind:str='boundaries', # what `src` is: 'boundaries' or 'affinities'
     block_shape:Sequence[int]|None=None, # blocks (z, y, x); default: the config's chunk_size
-    halo:int|Sequence[int]=16, # context (voxels) read around each block
+    halo:int|Sequence[int]=8, # context (voxels) read around each block
     threshold:float=0.5, # boundary values below it are inside objects
     seeds:str='minima', # 'minima' or 'distance'
     seed_radius:float=2., # seeds closer than this are merged
