@@ -268,7 +268,7 @@ def child(task_path:str):
                peak_tree_anon=rss.peak_anon, peak_procs=rss.peak_procs, rss_samples=rss.samples)
     Path(task_path).with_suffix('.out.json').write_text(json.dumps(res))
 
-HALO = 8   # connecto.fragments' default halo
+HALO = 8   # connecto.fragments' default halo (16 before 2026-11-25; results files without 'halo' used 16)
 
 def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo=HALO, cache_gb=None, threads=None)->dict:
     """connecto fragments (affinities) + agglomerate (graph, merges, stitch) at one threshold, outputs in Zarr; times.
@@ -386,7 +386,7 @@ def speed(wd:Path, shape, chunks, reps:int, names=tuple(SPEED_RUNS), profile=Tru
                 f"{res['segments']} segments (foreign load {ct.share:.0%})")
     g = read(gt)
     quality = {name: score(read(rs[-1]['seg']), g) for name, rs in runs.items()}
-    return dict(shape=list(shape), chunks=list(chunks), generate=gen, runs=runs, quality_vs_voronoi=quality,
+    return dict(shape=list(shape), chunks=list(chunks), halo=HALO, generate=gen, runs=runs, quality_vs_voronoi=quality,
                 profile=profile_blocks(aff, chunks) if profile else None, load_note=load_note(conts), max_foreign=max(c.share for c in conts))
 
 # ---------------------------------------------------------------- part 4: large volume
@@ -409,7 +409,7 @@ def large(wd:Path, shapes, chunks, workers:int, caches)->dict:
             log(f"  connecto workers={workers}, cache_size_gb={res['cache_size_gb']}: {res['seconds']:.1f} s, "
                 f"peak tree RSS {gib(res['peak_tree_rss']):.2f} GiB (foreign load {ct.share:.0%})")
         rmtree(wd / 'large.zarr'); rmtree(wd / 'large-run.zarr')
-    return dict(chunks=list(chunks), workers=workers, generated=gens, runs=runs, load_note=load_note(conts))
+    return dict(chunks=list(chunks), halo=HALO, workers=workers, generated=gens, runs=runs, load_note=load_note(conts))
 
 def md_cell(r:dict, best:bool)->str:
     "One table cell: VOI split / merge / total (bold if best), ARAND, segments."
@@ -577,8 +577,9 @@ def findings_large(lg:dict)->list:
             out.append(f"**bounded**: at cache_size_gb={c:g}, {b['input_bytes'] / a['input_bytes']:.1f}x the volume "
                        f"({gib(a['input_bytes']):.2f} -> {gib(b['input_bytes']):.2f} GiB) changes the peak RSS "
                        f"{gib(a['peak_tree_rss']):.2f} -> {gib(b['peak_tree_rss']):.2f} GiB ({b['peak_tree_rss'] / a['peak_tree_rss']:.2f}x)")
-    out.append("per worker: one block's context (up to 96x288x288 voxels, 3 float32 channels) and its flood, plus up to "
-               "cache_size_gb of decoded chunks; the main process holds the region graph (edges, not voxels)")
+    h, bs = lg.get('halo', 16), lg['chunks']
+    out.append(f"per worker: one block's context (up to {'x'.join(str(b + 2 * h) for b in bs)} voxels, 3 float32 channels) and its flood, "
+               "plus up to cache_size_gb of decoded chunks; the main process holds the region graph (edges, not voxels)")
     return out
 
 def md_findings(res:dict)->str:
@@ -611,7 +612,7 @@ def markdown(res:dict)->str:
         s += (f"\n### Speed: {'x'.join(map(str, sp['shape']))} generated volume\n\nVoronoi cells ({sp['generate']['cells']} seed points), "
               "faces plus uniform per-voxel noise, blurred together (sigma 1), stored as float32 affinities (3, z, y, x) in Zarr (chunks "
               f"{'x'.join(map(str, sp['chunks']))}). Each run in a fresh subprocess; times after imports (connecto: also of the libraries its stages import lazily: distributed, numba, cc3d, fastremap; numba's start and the loading of connecto's compiled kernels are timed apart, below). "
-              f"connecto: `fragments(kind='affinities', block_shape={tuple(sp['chunks'])}, halo={HALO})` + `agglomerate(thresholds=[0.5])`, "
+              f"connecto: `fragments(kind='affinities', block_shape={tuple(sp['chunks'])}, halo={sp.get('halo', 16)})` + `agglomerate(thresholds=[0.5])`, "
               "reading and writing Zarr, both inside one `shared_cluster(workers)`: workers=0 = threads in the process (2; t1: one thread), "
               "workers=1/2 = LocalCluster processes, started once for the three stages (fragments, graph, stitch). waterz: `agglomerate(affs, [0.5])` "
               "(its zwatershed + agglomeration, single-threaded), affinities already in memory; the end-to-end column adds its Zarr "

@@ -173,13 +173,10 @@ def sweep_order(
     return min(candidates, key=lambda o: lru_decodes(o, g, cache_blocks))   # ties: the first
 
 def _cut(g:tuple)->tuple:
-    "A grid of at most `SIMULATED` blocks like `g`: the longest axis shortened first (not below the others), then every axis."
-    g = list(g)
-    s = max(range(3), key=lambda a: g[a])
-    others = np.prod(g) // g[s]
-    g[s] = max(min(g[s], SIMULATED // others), *(g[a] for a in range(3) if a != s))
-    f = (SIMULATED / np.prod(g)) ** (1 / 3)
-    return tuple(g) if f >= 1 else tuple(max(1, int(n * f)) for n in g)
+    "A grid of at most `SIMULATED` blocks like `g`: every axis capped at one length, the largest that fits (short axes stay)."
+    t = max(g)
+    while t > 1 and np.prod([min(n, t) for n in g]) > SIMULATED: t -= 1
+    return tuple(int(min(n, t)) for n in g)
 
 def _decodes(g:tuple, cache_blocks:float)->float:
     "Decodes per chunk of `sweep_order` on a grid `g` of blocks of one chunk (halo below a chunk) with this cache."
@@ -192,14 +189,14 @@ def cache_estimate(
 )->dict:
     """How `sweep_order` uses a cache (blocks of one chunk, halo below a chunk; simulated, on a cut grid above `SIMULATED`
     blocks): `decodes`, the times it decodes each chunk; `once_bytes`, the cache that decodes each chunk once; `twice_bytes`,
-    the least cache that decodes each at most twice (computed only when `decodes` is above 2, else None)."""
+    the least cache that decodes each at most twice (computed only when `decodes` is 2 or more, else None)."""
     g, block = grid.grid_shape, float(np.prod(grid.block_shape, dtype=np.float64) * voxel_bytes)
     small, mid, _ = sorted(g)
-    once = min(3 * small * mid + mid, len(grid))                 # three layers of the cross-section and a row of the next
+    once = min(3 * small * mid + (mid if small > 1 else 0), len(grid))   # three layers of the cross-section and a row of the next
     if not any(grid.halo) or cache_bytes >= once * block: return dict(decodes=1., once_bytes=int(once * block), twice_bytes=None)
     cut = g if len(grid) <= SIMULATED else _cut(g)
     decodes, twice = _decodes(cut, cache_bytes / block), None
-    if decodes > 2:                                               # bisect the cache (in chunks) for at most two decodes each
+    if decodes >= 2:                                              # bisect the cache (in chunks) for at most two decodes each
         lo, hi = int(cache_bytes / block), once
         while hi - lo > max(1, once // 64):
             m = (lo + hi) // 2

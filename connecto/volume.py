@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_volume.ipynb #b7b4c612
 from __future__ import annotations
-import itertools, logging, os, re, threading
+import itertools, logging, math, os, re, threading
 from concurrent.futures import Future
 from collections import OrderedDict
 from pathlib import Path
@@ -363,15 +363,18 @@ def _meta_from_attrs(attrs, ndim):
     return vs, off, units
 
 # %% ../nbs/01_volume.ipynb #55739a72
-def _gib(b:float)->str: return f"{b / 2**30:.2g}"
+def _gib_up(b:float)->str:
+    "Bytes as GiB rounded up to 0.1 (a size to set: never below what is needed)."
+    return f"{math.ceil(b / 2**30 * 10) / 10:g}"
 
 def _warn_small_cache(spec:str, grid, cache:int, voxel_bytes:int):
     "Log a warning when `grid`'s blocks would decode each chunk of `spec` twice or more through a cache of `cache` bytes."
     est = cache_estimate(grid, cache, voxel_bytes)
     if est['decodes'] < 2: return
-    log.warning(f"{spec}: with cache_size_gb={_gib(cache)} (decoded chunks, per process), {len(grid)} blocks of {'x'.join(map(str, grid.block_shape))} "
-                f"will decode each chunk about {est['decodes']:.0f} times. Set cache_size_gb (config) to {_gib(est['twice_bytes'])} for about "
-                f"2 decodes each, {_gib(est['once_bytes'])} for one, if memory allows; each worker process holds one cache")
+    log.warning(f"{spec}: {len(grid)} blocks of {'x'.join(map(str, grid.block_shape))} will decode each chunk about {est['decodes']:.1f} times "
+                f"(estimated) through the cache of decoded chunks, cache_size_gb={cache / 2**30:.4g} GiB. Set cache_size_gb (config) to "
+                f"{_gib_up(est['twice_bytes'])} for about 2 decodes each or {_gib_up(est['once_bytes'])} for one, if memory allows: "
+                "each worker process holds a cache of that size")
 
 class Volume:
     "A 3D (z, y, x) or channels-first 4D volume read from any supported format, with physical metadata."
@@ -412,13 +415,14 @@ class Volume:
         _warn_small_cache(self.spec, grid, cache, voxel_bytes)
         return sweep_order(grid, cache, voxel_bytes)
     def stamp(self)->list|None:
-        """[size, modification time in ns] of what changes when this volume is written anew: a Zarr array's metadata, a
-        file, or the newest section of a folder (with their count); None for URLs. Tells whether a source changed since it was read."""
+        """[bytes, newest modification time (ns), files, inode sum] of what changes when this volume is written anew: a Zarr
+        array's metadata file, the file, or a folder's sections; None for URLs. Tells whether a source was re-created since it
+        was read (not voxels rewritten in place, which leave a Zarr array's metadata alone)."""
         files = getattr(self._r, 'files', None) or [getattr(self._r, 'root', None) or spec_kind(self.spec)[1]]
         if is_url(files[0]): return None
         if self.kind == 'zarr': files = [f"{files[0]}/zarr.json" if os.path.exists(f"{files[0]}/zarr.json") else f"{files[0]}/.zarray"]
         st = [os.stat(f) for f in files]
-        return [sum(s.st_size for s in st), max(s.st_mtime_ns for s in st), len(st)]
+        return [sum(s.st_size for s in st), max(s.st_mtime_ns for s in st), len(st), sum(s.st_ino for s in st)]
     def __repr__(self): return f"Volume('{self.spec}', shape={self.shape}, dtype={self.dtype}, voxel_size={self.voxel_size})"
     def __array__(self, dtype=None, copy=None): return self[...] if dtype is None else self[...].astype(dtype)
 
