@@ -14,10 +14,10 @@ import zarr
 from .blocks import cache_estimate, sweep_order
 from .config import InputError
 
-log = logging.getLogger('connecto.volume')
+_log = logging.getLogger('connecto.volume')
 
 # %% auto #0
-__all__ = ['log', 'H5_SUFFIXES', 'TIFF_SUFFIXES', 'SLICE_SUFFIXES', 'SUPPORTED_DTYPES', 'CHUNK_CACHE', 'PAD_MODES', 'is_url',
+__all__ = ['H5_SUFFIXES', 'TIFF_SUFFIXES', 'SLICE_SUFFIXES', 'SUPPORTED_DTYPES', 'CHUNK_CACHE', 'PAD_MODES', 'is_url',
            'spec_kind', 'ChunkCache', 'Volume', 'create_volume', 'open_volume', 'from_array', 'sample_data']
 
 # %% ../nbs/01_volume.ipynb #b7ae1606
@@ -371,7 +371,7 @@ def _warn_small_cache(spec:str, grid, cache:int, voxel_bytes:int):
     "Log a warning when `grid`'s blocks would decode each chunk of `spec` twice or more through a cache of `cache` bytes."
     est = cache_estimate(grid, cache, voxel_bytes)
     if est['decodes'] < 2: return
-    log.warning(f"{spec}: {len(grid)} blocks of {'x'.join(map(str, grid.block_shape))} will decode each chunk about {est['decodes']:.1f} times "
+    _log.warning(f"{spec}: {len(grid)} blocks of {'x'.join(map(str, grid.block_shape))} will decode each chunk about {est['decodes']:.1f} times "
                 f"(estimated) through the cache of decoded chunks, cache_size_gb={cache / 2**30:.4g} GiB. Set cache_size_gb (config) to "
                 f"{_gib_up(est['twice_bytes'])} for about 2 decodes each or {_gib_up(est['once_bytes'])} for one, if memory allows: "
                 "each worker process holds a cache of that size")
