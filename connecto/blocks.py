@@ -186,6 +186,7 @@ def cache_estimate(
     grid:BlockGrid, # the block layout
     cache_bytes:float, # the reader's cache of decoded chunks (per process)
     voxel_bytes:int, # bytes of the source per voxel of a block (channels x item size)
+    order=None, # `sweep_order(grid, cache_bytes, voxel_bytes)` if already computed (not simulated again)
 )->dict:
     """How `sweep_order` uses a cache (blocks of one chunk, halo below a chunk; simulated, on a cut grid above `SIMULATED`
     blocks): `decodes`, the times it decodes each chunk; `once_bytes`, the cache that decodes each chunk once; `twice_bytes`,
@@ -195,7 +196,8 @@ def cache_estimate(
     once = min(3 * small * mid + (mid if small > 1 else 0), len(grid))   # three layers of the cross-section and a row of the next
     if not any(grid.halo) or cache_bytes >= once * block: return dict(decodes=1., once_bytes=int(once * block), twice_bytes=None)
     cut = g if len(grid) <= SIMULATED else _cut(g)
-    decodes, twice = _decodes(cut, cache_bytes / block), None
+    decodes = _decodes(cut, cache_bytes / block) if order is None or cut != g else lru_decodes(order, g, cache_bytes / block) / len(grid)
+    twice = None
     if decodes >= 2:                                              # bisect the cache (in chunks) for at most two decodes each
         lo, hi = int(cache_bytes / block), once
         while hi - lo > max(1, once // 64):

@@ -367,9 +367,9 @@ def _gib_up(b:float)->str:
     "Bytes as GiB rounded up to 0.1 (a size to set: never below what is needed)."
     return f"{math.ceil(b / 2**30 * 10) / 10:g}"
 
-def _warn_small_cache(spec:str, grid, cache:int, voxel_bytes:int):
-    "Log a warning when `grid`'s blocks would decode each chunk of `spec` twice or more through a cache of `cache` bytes."
-    est = cache_estimate(grid, cache, voxel_bytes)
+def _warn_small_cache(spec:str, grid, cache:int, voxel_bytes:int, order):
+    "Log a warning when `grid`'s blocks, run in `order`, would decode each chunk of `spec` twice or more through a cache of `cache` bytes."
+    est = cache_estimate(grid, cache, voxel_bytes, order)
     if est['decodes'] < 2: return
     _log.warning(f"{spec}: {len(grid)} blocks of {'x'.join(map(str, grid.block_shape))} will decode each chunk about {est['decodes']:.1f} times "
                 f"(estimated) through the cache of decoded chunks, cache_size_gb={cache / 2**30:.4g} GiB. Set cache_size_gb (config) to "
@@ -412,8 +412,9 @@ class Volume:
         cache = getattr(self._r, 'cache_bytes', 0)                # Zarr only: the other readers cache no decoded chunks across reads
         if not cache: return np.arange(len(grid))
         voxel_bytes = self.nbytes // int(np.prod(self.spatial_shape))
-        _warn_small_cache(self.spec, grid, cache, voxel_bytes)
-        return sweep_order(grid, cache, voxel_bytes)
+        order = sweep_order(grid, cache, voxel_bytes)
+        _warn_small_cache(self.spec, grid, cache, voxel_bytes, order)
+        return order
     def stamp(self)->list|None:
         """[bytes, newest modification time (ns), files, inode sum] of what changes when this volume is written anew: a Zarr
         array's metadata file, the file, or a folder's sections; None for URLs. Tells whether a source was re-created since it
