@@ -4,125 +4,67 @@
 
 # %% ../nbs/70_pipeline.ipynb #561572b9
 from __future__ import annotations
-import ast, contextlib, difflib, io, json, os, sys, time, tokenize
+import contextlib, difflib, json, os, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .config import InputError, WorkFailed
+from .commands import STAGES
+from .stage import Stage
 from .volume import is_url
 from .engine import _fs
 
 # %% auto #0
-__all__ = ['STAGES', 'INJECTED', 'SYNC_MANIFEST', 'PUSH_SECONDS', 'HEADLINE', 'stages_dir', 'stage_notebook', 'Parameter',
-           'parse_parameters', 'stage_parameters', 'coerce', 'check_parameters', 'local_dir', 'pull_run', 'push_run',
-           'synced', 'new_run_dir', 'StageResult', 'kernel_stderr', 'run_stage', 'in_run', 'read_metrics', 'record',
-           'output_exists', 'Step', 'PipelineConfig', 'load_pipeline', 'PipelineReport', 'run_pipeline', 'report_text',
-           'write_report', 'demo_pipeline', 'DemoResult', 'demo']
+__all__ = ['INJECTED', 'SYNC_MANIFEST', 'PUSH_SECONDS', 'HEADLINE', 'DEMO_MODEL', 'stages_dir', 'declared', 'stage_notebook',
+           'stage_parameters', 'check_parameters', 'local_dir', 'pull_run', 'push_run', 'synced', 'new_run_dir',
+           'StageResult', 'kernel_stderr', 'run_stage', 'in_run', 'read_metrics', 'record', 'output_exists', 'Step',
+           'PipelineConfig', 'load_pipeline', 'PipelineReport', 'run_pipeline', 'report_text', 'write_report',
+           'demo_pipeline', 'DemoResult', 'demo']
 
 # %% ../nbs/70_pipeline.ipynb #613e839e
-STAGES = ('ingest', 'train', 'predict', 'fragments', 'automl', 'agglomerate', 'evaluate')
-INJECTED = ('run_dir', 'step')   # parameters every stage has, set by `run_stage`
+INJECTED = ('run_dir', 'step')   # parameters every stage notebook has, set by `run_stage`
 
 def stages_dir()->Path:
     "The folder of the stage notebooks inside the installed package."
     import connecto
     return Path(connecto.__file__).parent/'stages'
 
+def declared(
+    stage:str, # a stage name, e.g. 'fragments'
+)->Stage:
+    "The declaration of `stage`; an unknown name is an `InputError` listing the stages."
+    if stage not in STAGES:
+        close = difflib.get_close_matches(str(stage), STAGES, n=1)
+        raise InputError(f"unknown stage '{stage}'{f' (did you mean {close[0]}?)' if close else ''}; stages: {', '.join(STAGES)}")
+    return STAGES[stage]
+
 def stage_notebook(
     stage:str, # a stage name, e.g. 'fragments'
 )->Path:
-    "The notebook of `stage`; an unknown name is an `InputError` listing the stages."
-    nb = stages_dir()/f'{stage}.ipynb'
-    if stage not in STAGES or not nb.is_file():
-        close = difflib.get_close_matches(str(stage), STAGES, n=1)
-        raise InputError(f"unknown stage '{stage}'{f' (did you mean {close[0]}?)' if close else ''}; stages: {', '.join(STAGES)}")
+    "The notebook of `stage`."
+    nb = stages_dir()/f'{declared(stage).name}.ipynb'
+    if not nb.is_file(): raise InputError(f"the notebook of stage {stage} is missing from {stages_dir()}; reinstall connecto")
     return nb
 
 # %% ../nbs/70_pipeline.ipynb #6f6ed668
-@dataclass
-class Parameter:
-    "One parameter of a stage notebook."
-    name:str
-    type:str # the annotation, e.g. 'int', 'list | None'
-    default:Any
-    help:str
-    def __str__(self): return f"{self.name}: {self.type} = {self.default!r}  # {self.help}"
-
-def _comments(src:str)->dict:
-    "Line number -> the text of a comment ending that line."
-    out = {}
-    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
-        if tok.type == tokenize.COMMENT: out[tok.start[0]] = tok.string.lstrip('#').strip()
-    return out
-
-def parse_parameters(
-    src:str, # source of a `parameters` cell
-)->dict: # name -> Parameter
-    "The annotated assignments of a parameters cell, with their defaults and trailing comments."
-    tree, notes, out = ast.parse(src), _comments(src), {}
-    for node in tree.body:
-        if not isinstance(node, ast.AnnAssign) or not isinstance(node.target, ast.Name):
-            raise ValueError(f"parameters cell line {node.lineno}: write every parameter as `name: type = default  # help`")
-        name = node.target.id
-        out[name] = Parameter(name, ast.unparse(node.annotation), ast.literal_eval(node.value), notes.get(node.lineno, ''))
-    return out
-
 def stage_parameters(
     stage:str, # a stage name
-)->dict: # name -> Parameter
-    "The parameters of `stage`, from its notebook's cell tagged `parameters`."
-    nb = json.loads(stage_notebook(stage).read_text())
-    cell = next((c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])), None)
-    if cell is None: raise ValueError(f"{stage_notebook(stage)} has no cell tagged 'parameters'")
-    src = cell['source'] if isinstance(cell['source'], str) else ''.join(cell['source'])
-    return parse_parameters(src)
+)->dict: # name -> `connecto.stage.Param`
+    "The parameters of `stage`'s notebook (without `run_dir` and `step`)."
+    return {p.name: p for p in declared(stage).params if p.notebook}
 
 # %% ../nbs/70_pipeline.ipynb #32e0a1b3
-_TYPES = {'int': int, 'float': (int, float), 'str': str, 'bool': bool, 'list': (list, tuple), 'dict': dict}
-
-def _fits(value, kind:str)->bool:
-    if kind == 'None': return value is None
-    if kind == 'Any': return True
-    if kind in ('int', 'float') and isinstance(value, bool): return False
-    return isinstance(value, _TYPES.get(kind, object))
-
-def coerce(
-    p:Parameter, # the parameter
-    value:Any, # a Python value, or command-line text when `text` is True
-    text:bool=False, # `value` is text from the command line
-)->Any:
-    "`value` checked against the annotation of `p` (ints widen to floats, tuples become lists); else an `InputError`."
-    kinds = [k.strip() for k in p.type.split('|')]
-    if text:
-        raw, value = value, _yaml_value(value)
-        if isinstance(value, str) and 'list' in kinds and ',' in value: value = [_yaml_value(v) for v in value.split(',')]
-        if not any(_fits(value, k) for k in kinds) and 'str' in kinds: value = raw
-    for k in kinds:
-        if _fits(value, k): return float(value) if k == 'float' else list(value) if k == 'list' else value
-    raise InputError(f"parameter '{p.name}' must be {p.type}, not {value!r} ({type(value).__name__}); {p.name}: {p.help}")
-
-def _yaml_value(text:str):
-    try: return yaml.safe_load(text)
-    except yaml.YAMLError: return text
-
 def check_parameters(
     stage:str, # a stage name
     params:dict|None=None, # name -> value
     text:bool=False, # the values are command-line text
 )->dict: # the checked values
-    "Check `params` against the stage's parameters before any kernel starts."
-    known, out = stage_parameters(stage), {}
-    for name, value in (params or {}).items():
-        if name not in known or name in INJECTED:
-            names = [n for n in known if n not in INJECTED]
-            close = difflib.get_close_matches(name, names, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ''
-            raise InputError(f"stage '{stage}' has no parameter '{name}'; {hint}its parameters: {', '.join(names)}"
-                             + (" (set run_dir with --run-dir)" if name in INJECTED else ''))
-        out[name] = coerce(known[name], value, text)
-    return out
+    "Check `params` against the stage's declaration before any kernel starts."
+    bad = [k for k in (params or {}) if k in INJECTED]
+    if bad: raise InputError(f"{bad[0]} is set by connecto run, not as a parameter of stage '{stage}' (set run_dir with --run-dir, step with --step)")
+    return declared(stage).check(params, text, fill=False)
 
 # %% ../nbs/70_pipeline.ipynb #8a832b09
 SYNC_MANIFEST = '.connecto-sync.json'
@@ -528,11 +470,13 @@ def _html_report(rd:Path, title:str):
     (rd/'report.html').write_text(page)
 
 # %% ../nbs/70_pipeline.ipynb #7cbe9f54
+DEMO_MODEL = dict(model={'features': 12, 'factors': [[1, 2, 2], [2, 2, 2]]}, batch_size=2, learning_rate=1e-3, output_shape=[16, 64, 64])
+
 def _demo_steps(container:str, classifier:str, held_out:bool, minutes:float, trials:int, iterations:int)->list[Step]:
     "The demo's steps over the volumes `train/*` (and `test/*`) of `container`."
     v = lambda name, kind: f'{container}/{name}/{kind}'
     names = ('train', 'test') if held_out else ('train',)
-    steps = [Step(stage='train', params=dict(raw=v('train', 'raw'), gt=v('train', 'gt'), iterations=iterations, minutes=minutes))]
+    steps = [Step(stage='train', params=dict(raw=v('train', 'raw'), gt=v('train', 'gt'), iterations=iterations, minutes=minutes, **DEMO_MODEL))]
     for n in names: steps.append(Step(stage='predict', name=f'predict-{n}', params=dict(raw=v(n, 'raw'), out=v(n, 'affinities'))))
     for n in names: steps.append(Step(stage='fragments', name=f'fragments-{n}',
                                       params=dict(affinities=v(n, 'affinities'), raw=v(n, 'raw'), out=v(n, 'fragments'))))
