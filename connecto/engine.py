@@ -37,17 +37,79 @@ def _fs(path):
 class OutputBusy(InputError):
     "Another run holds the lock of this output."
 
+class _NoConditional(Exception):
+    "The store refused a conditional write as not implemented."
+
+def _s3_error(e:BaseException)->tuple:
+    "(S3 error code, HTTP status) of an error from s3fs, whose cause is botocore's `ClientError`; ('', None) for others."
+    for _ in range(4):
+        r = getattr(e, 'response', None)
+        if isinstance(r, dict): return r.get('Error', {}).get('Code', ''), r.get('ResponseMetadata', {}).get('HTTPStatusCode')
+        e = e.__cause__ or e.__context__
+        if e is None: break
+    return '', None
+
+@functools.cache
+def _botocore_conditional()->bool:
+    "Whether botocore knows PutObject's `IfNoneMatch` and `IfMatch` (1.35.20 and later; s3fs drops arguments the model lacks)."
+    try:
+        import botocore.session
+        shape = botocore.session.get_session().get_service_model('s3').operation_model('PutObject').input_shape
+        return {'IfNoneMatch', 'IfMatch'} <= set(shape.members)
+    except Exception: return False
+
+class _S3Object:
+    "One S3 object, written only if it is absent (`If-None-Match: *`) or still the version read (`If-Match: <ETag>`), through s3fs's client."
+    def __init__(self, fs, path:str):
+        self.fs, self.path = fs, path
+        self.bucket, self.key = fs.split_path(path)[:2]
+
+    def read(self)->tuple:
+        "(content, ETag) of one version, in one request; (b'', None) when there is no object."
+        from fsspec.asyn import sync
+        async def get():
+            r = await self.fs._call_s3('get_object', Bucket=self.bucket, Key=self.key)
+            try: return await r['Body'].read(), r['ETag']
+            finally: r['Body'].close()
+        try: return sync(self.fs.loop, get)
+        except FileNotFoundError: return b'', None
+
+    def put(self, data:bytes, etag:str|None)->str|None:
+        "Write `data` if there is no object (`etag` None) or it is still version `etag`: the new ETag, or None when another write came first."
+        try: r = self.fs.call_s3('put_object', Bucket=self.bucket, Key=self.key, Body=data, **({'IfMatch': etag} if etag else {'IfNoneMatch': '*'}))
+        except Exception as e:
+            code, status = _s3_error(e)
+            if code in ('PreconditionFailed', 'NoSuchKey') or status in (404, 412): return None     # changed, or deleted, since read
+            if code == 'ConditionalRequestConflict' or status == 409:                              # another conditional write in flight
+                time.sleep(random.uniform(0.05, 0.25)); return None
+            if code == 'NotImplemented' or status == 501: raise _NoConditional(f"{code or status}: {e}") from None
+            raise
+        self.fs.invalidate_cache(self.path)
+        return r['ETag']
+
+_BEST_EFFORT = set()            # stores whose best-effort lock was reported
+
 class OutputLock:
     "An exclusive lock on an output volume, held for the duration of a run."
     def __init__(self, output:str, lease_seconds:float=90.):
         self.output, self.lease = str(output), lease_seconds
         self.fs, root = _fs(state_dir(output))
         self.path = root + '/lock'
-        self.local = 'file' in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
-        self._fd = None
+        self.protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self.local = 'file' in self.protocols
+        s3 = 's3' in self.protocols and hasattr(self.fs, 'call_s3')
+        self.store = _S3Object(self.fs, self.path) if s3 and _botocore_conditional() else None   # conditional writes
+        self._why = '' if not s3 or self.store else ' (this botocore drops the conditional-write arguments: 1.35.20 or later has them)'
+        self._fd = self._tag = None
+
+    @staticmethod
+    def _parse(raw)->dict:
+        try: info = json.loads(raw or b'{}')
+        except Exception: return {}
+        return info if isinstance(info, dict) else {}
 
     def _holder(self):
-        try: return json.loads(self.fs.cat_file(self.path) or b'{}')
+        try: return self._parse(self.fs.cat_file(self.path))
         except Exception: return {}
 
     def _busy(self, info):
@@ -55,8 +117,16 @@ class OutputLock:
         return OutputBusy(f"{self.output} is being written by another run (pid {info.get('pid', '?')} on {info.get('host', '?')} "
                           f"since {since}). Wait for it to finish, stop it, or write to another output")
 
+    def _best_effort(self):
+        "Say once per store kind that its lock is best-effort."
+        name = self.protocols[0]
+        if name in _BEST_EFFORT: return
+        _BEST_EFFORT.add(name)
+        log.warning(f"the output lock on {name}:// is best-effort{self._why}: it reads the lease and then writes it, so two runs "
+                    "started on one output at the same moment can both take it; start one run per output")
+
     def acquire(self):
-        "Take the lock or raise `OutputBusy` at once."
+        "Take the lock or raise `OutputBusy` at once (after waiting out a lease that stopped being renewed)."
         me = {'pid': os.getpid(), 'host': socket.gethostname(), 'time': time.time(), 'token': uuid.uuid4().hex}
         self.fs.makedirs(self.path.rsplit('/', 1)[0], exist_ok=True)
         if self.local:
@@ -67,11 +137,29 @@ class OutputLock:
                 os.close(fd); raise self._busy(self._holder()) from None
             os.ftruncate(fd, 0); os.write(fd, json.dumps(me).encode()); os.fsync(fd)
             self._fd = fd
-        else:
-            info = self._holder()
-            if info and not self._lapsed(info): raise self._busy(info)
-            self.fs.pipe_file(self.path, json.dumps(me).encode())
-            self._fd = me
+            return self
+        if self.store is not None:
+            try: return self._acquire_conditional(me)
+            except _NoConditional as e: self.store, self._why = None, f" (the store refused a conditional write: {e})"
+        self._best_effort()
+        info = self._holder()
+        if info and not self._lapsed(info): raise self._busy(info)
+        self.fs.pipe_file(self.path, json.dumps(me).encode())
+        self._fd = me
+        return self
+
+    def _acquire_conditional(self, me:dict):
+        "Create the lease if there is none, or replace a lapsed one if it is still the version read: of runs racing for it, one wins."
+        data = json.dumps(me).encode()
+        for _ in range(8):
+            raw, tag = self.store.read()
+            info = self._parse(raw)
+            if tag is not None and info.get('token') == me['token']: break    # our write went through, its answer was lost
+            if tag is not None and not self._lapsed(info): raise self._busy(info)
+            tag = self.store.put(data, tag)
+            if tag is not None: break
+        else: raise self._busy(self._holder())
+        self._fd, self._tag = me, tag
         return self
 
     def _lapsed(self, info:dict)->bool:
@@ -88,8 +176,21 @@ class OutputLock:
     def renew(self):
         "Extend the lease of a lock on an object store (a no-op on local disk, where flock holds until release)."
         if self.local or self._fd is None or time.time() - self._fd['time'] < self.lease / 3: return
+        new = {**self._fd, 'time': time.time()}
+        if self.store is not None:
+            for _ in range(3):
+                tag = self.store.put(json.dumps(new).encode(), self._tag)
+                if tag is not None: break
+                raw, tag = self.store.read()
+                now = self._parse(raw)
+                if now == new: break                                   # our write went through, its answer was lost
+                if tag is None or now.get('token') != new['token']: raise OutputBusy(f"the lock of {self.output} was taken over by another run")
+                self._tag = tag                                        # still ours (a conflicting write in flight): again
+            else: raise OutputBusy(f"the lock of {self.output} could not be renewed")
+            self._fd, self._tag = new, tag
+            return
         if self._holder().get('token') != self._fd['token']: raise OutputBusy(f"the lock of {self.output} was taken over by another run")
-        self._fd = {**self._fd, 'time': time.time()}
+        self._fd = new
         self.fs.pipe_file(self.path, json.dumps(self._fd).encode())
 
     def release(self):
@@ -100,7 +201,7 @@ class OutputLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN); os.close(self._fd)
         elif self._holder().get('token') == self._fd['token']:        # never remove a lock another run took over
             with contextlib.suppress(FileNotFoundError): self.fs.rm_file(self.path)
-        self._fd = None
+        self._fd = self._tag = None
 
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
@@ -129,7 +230,7 @@ class Ledger:
         self.fs, root = _fs(state_dir(output))
         self.dir, self.key, self.n = f"{root}/ledger-{key}", key, n_blocks
         self.every, self.flush_seconds = checkpoint_interval, flush_seconds
-        self._buf, self._last = [], time.monotonic()
+        self._buf, self._last, self._flushes = [], time.monotonic(), 0
 
     def _segments(self):
         try: return sorted(p for p in self.fs.ls(self.dir, detail=False) if p.endswith('.u64'))
@@ -155,14 +256,25 @@ class Ledger:
         self._write_segment(np.flatnonzero(done), f"{time.time_ns():020d}-compact.u64")
         for p in segs: self.fs.rm_file(p)
 
+    def _due(self)->tuple:
+        "(ids, seconds) that make the next flush due: the first id at once, then 2, 4, 8, ... ids or 0.5, 1, 2, ... s, up to `checkpoint_interval` and `flush_seconds`."
+        n = min(self._flushes, 40)
+        return min(self.every, 2 ** n), min(self.flush_seconds, 0.25 * 2 ** n)
+
     def mark(self, block_id:int):
         "Record that block `block_id` is done (its data written); flushes when due."
         self._buf.append(block_id)
-        if len(self._buf) >= self.every or time.monotonic() - self._last > self.flush_seconds: self.flush()
+        self.tick()
+
+    def tick(self):
+        "Flush the buffered ids if enough of them wait, or they have waited long enough (the engine also calls this while no block finishes)."
+        if not self._buf: return
+        ids, seconds = self._due()
+        if len(self._buf) >= ids or time.monotonic() - self._last > seconds: self.flush()
 
     def flush(self):
         "Write the buffered ids as a new segment."
-        if self._buf: self._write_segment(self._buf)
+        if self._buf: self._write_segment(self._buf); self._flushes += 1
         self._buf, self._last = [], time.monotonic()
 
     def mark_complete(self, report:dict):
@@ -550,6 +662,7 @@ def _loop(run:_Run, todo):
         if not run.running and not run.retry_at and exhausted: return
         batch = run.completed.next_batch(block=False) if run.running else []
         if not batch:
+            run.ledger.tick()                                                   # ids waiting too long are flushed without a new one
             wake = min([now + 0.005] + [t for t, _ in run.retry_at])
             time.sleep(max(0.001, min(0.5, wake - time.monotonic()))); continue
         for fut, result in batch: run.on_finished(fut, result)

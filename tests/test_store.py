@@ -1,6 +1,6 @@
 """Run folders on an S3 object store, as Kubernetes Jobs without a shared volume use them: a real S3 API server
 (moto's, on loopback) reached by s3fs, the stages run by `connecto pipeline` in subprocesses with separate local mirrors."""
-import json, os, socket
+import json, os, socket, time
 import boto3
 import pytest
 import yaml
@@ -85,3 +85,103 @@ def test_killed_on_one_machine_resumes_on_another(tmp_path, data, s3):
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads(r.stdout)['metrics']['fragments']
     assert m['blocks_skipped'] > 0 and m['blocks_done'] + m['blocks_skipped'] == 5 * 4 * 4, m
+
+# The output lock on S3: conditional writes (If-None-Match: * to create, If-Match: <ETag> to take over or renew), raced for real
+# against moto's server (threaded: requests from many clients are handled concurrently). Moto refuses conditional PUTs that
+# fail their precondition with 412, as S3 does.
+
+RACER = r'''
+import sys
+from connecto.engine import OutputBusy, OutputLock
+lock = OutputLock(sys.argv[1])
+lock.fs.ls('lab-runs')                                  # connected before the start signal
+print('ready', flush=True); sys.stdin.readline()
+try: lock.acquire(); print('won', flush=True)
+except OutputBusy: print('busy', flush=True)
+sys.stdin.readline()                                    # hold the lock until every racer has tried
+'''
+
+@pytest.fixture
+def s3_here(s3, monkeypatch):
+    "The moto S3 server of `s3`, reached by s3fs in this process; yields (environment, boto3 client)."
+    import s3fs
+    env, client = s3
+    for k, v in env.items(): monkeypatch.setenv(k, v)
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield env, client
+    s3fs.S3FileSystem.clear_instance_cache()
+
+def race_threads(url, n=16):
+    "`n` threads acquire the lock of `url` at the same moment; returns (locks that won, number refused)."
+    import threading
+    from connecto.engine import OutputBusy, OutputLock
+    locks = [OutputLock(url) for _ in range(n)]
+    locks[0].fs.ls('lab-runs')
+    start, won, busy = threading.Barrier(n), [], []
+    def take(lock):
+        start.wait()
+        try: won.append(lock.acquire())
+        except OutputBusy: busy.append(lock)
+    threads = [threading.Thread(target=take, args=(l,)) for l in locks]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    return won, len(busy)
+
+def race_processes(url, env, n=4):
+    "`n` processes acquire the lock of `url` at the same moment (after all have started and connected): their answers."
+    import subprocess, sys
+    ps = [subprocess.Popen([sys.executable, '-c', RACER, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                           env={**os.environ, **env}) for _ in range(n)]
+    try:
+        assert all(p.stdout.readline().strip() == 'ready' for p in ps)
+        for p in ps: p.stdin.write('go\n')
+        for p in ps: p.stdin.flush()
+        return sorted(p.stdout.readline().strip() for p in ps)
+    finally:
+        for p in ps: p.stdin.close(); p.wait(timeout=60)
+
+def holder(client, name):
+    return json.loads(client.get_object(Bucket='lab-runs', Key=f'locks/{name}.zarr/v/.connecto/lock')['Body'].read())
+
+def test_lock_on_s3_taken_by_exactly_one_of_many(s3_here):
+    "Runs starting together on one output: exactly one takes the lock, every other gets OutputBusy."
+    env, client = s3_here
+    for r in range(5):
+        won, busy = race_threads(f's3://lab-runs/locks/threads-{r}.zarr/v')
+        assert len(won) == 1 and busy == 15, (r, len(won), busy)
+        assert holder(client, f'threads-{r}')['token'] == won[0]._fd['token']
+    assert race_processes('s3://lab-runs/locks/processes.zarr/v', env) == ['busy'] * 3 + ['won']
+
+def test_lapsed_lease_on_s3_taken_over_by_exactly_one(s3_here):
+    "A lease its dead holder stopped renewing long ago: of the runs that race to take it over, exactly one does."
+    env, client = s3_here
+    dead = json.dumps({'pid': 1, 'host': 'pod-gone', 'time': time.time() - 3600, 'token': 'dead'}).encode()
+    client.put_object(Bucket='lab-runs', Key='locks/lapsed-t.zarr/v/.connecto/lock', Body=dead)
+    won, busy = race_threads('s3://lab-runs/locks/lapsed-t.zarr/v')
+    assert len(won) == 1 and busy == 15 and holder(client, 'lapsed-t')['token'] == won[0]._fd['token']
+    for r in range(5):                                  # two racers, as in a Job's retry and a second submission
+        client.put_object(Bucket='lab-runs', Key=f'locks/lapsed-{r}.zarr/v/.connecto/lock', Body=dead)
+        won, busy = race_threads(f's3://lab-runs/locks/lapsed-{r}.zarr/v', n=2)
+        assert len(won) == 1 and busy == 1, (r, len(won), busy)
+    client.put_object(Bucket='lab-runs', Key='locks/lapsed-p.zarr/v/.connecto/lock', Body=dead)
+    assert race_processes('s3://lab-runs/locks/lapsed-p.zarr/v', env) == ['busy'] * 3 + ['won']
+
+def test_lease_on_s3_renewed_and_taken_over_conditionally(s3_here):
+    "The holder renews with If-Match; once its lease ran out another run takes it, and the old holder's renewal is refused."
+    from connecto.engine import OutputBusy, OutputLock
+    env, client = s3_here
+    url = 's3://lab-runs/locks/lease.zarr/v'
+    a = OutputLock(url, lease_seconds=0.6).acquire()
+    assert a.store is not None                          # the conditional path, not the best-effort one
+    time.sleep(0.25); a.renew()
+    assert holder(client, 'lease')['time'] == a._fd['time'] > time.time() - 0.2
+    with pytest.raises(OutputBusy): OutputLock(url, lease_seconds=0.6).acquire()
+    time.sleep(0.7)
+    b = OutputLock(url, lease_seconds=0.6).acquire()    # a stopped renewing: b takes over
+    with pytest.raises(OutputBusy, match='taken over'): a.renew()
+    a.release()                                         # does not remove b's lock
+    assert holder(client, 'lease')['token'] == b._fd['token']
+    time.sleep(0.25); b.renew()
+    assert holder(client, 'lease')['time'] == b._fd['time']
+    b.release()
+    OutputLock(url).acquire().release()
