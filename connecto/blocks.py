@@ -72,7 +72,6 @@ class BlockGrid:
         if any(h > b for h, b in zip(self.halo, self.block_shape)):
             raise InputError(f"halo {self.halo} is larger than the block shape {self.block_shape}; use a larger block or a smaller halo")
         self.grid_shape = tuple(-(-s // b) for s, b in zip(self.shape, self.block_shape))
-        self.bounds = Roi((0, 0, 0), self.shape)
 
     def __len__(self): return int(np.prod(self.grid_shape))
     def __repr__(self): return f"BlockGrid(shape={self.shape}, block_shape={self.block_shape}, halo={self.halo}, blocks={len(self)})"

@@ -8,7 +8,7 @@ import difflib, os, tempfile
 from pathlib import Path
 from typing import Literal, Optional, Tuple
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # %% auto #0
 __all__ = ['Shape3', 'ConnectoError', 'InputError', 'WorkFailed', 'AlertThresholds', 'Config', 'make_config', 'load_config']
@@ -40,14 +40,12 @@ class Config(BaseModel):
     "connecto's pipeline configuration; every key has a default that works on one machine."
     model_config = ConfigDict(extra='forbid', validate_assignment=True)
     chunk_size: Shape3 = Field((64, 256, 256), description='block shape (z, y, x) in voxels processed as one task')
-    overlap_size: Shape3 = Field((0, 0, 0), description='halo (z, y, x) in voxels read around each block for context')
     compression: Literal['zstd', 'blosc-lz4', 'blosc-zstd', 'gzip', 'none'] = Field('zstd', description='codec of Zarr chunks')
     compression_level: int = Field(3, ge=0, le=22, description='codec level (zstd 0-22, gzip 0-9, blosc 0-9)')
     use_memory_mapping: bool = Field(True, description='memory-map uncompressed sources (.npy, plain TIFF)')
     cache_size_gb: float = Field(1.0, ge=0, description='chunk cache in GiB, per process: HDF5 sources and decoded Zarr chunks shared by overlapping (halo) reads')
     max_retries: int = Field(3, ge=0, description='retries of a failing block before it counts as failed')
     checkpoint_interval: int = Field(100, gt=0, description='units of work between checkpoints (training iterations; completed blocks between ledger flushes)')
-    health_check_interval: float = Field(30.0, gt=0, description='seconds between health checks of a running service')
     storage_backend: Literal['local', 'fsspec'] = Field('local', description='local disk, or any fsspec URL (s3://, gs://, ...)')
     storage_path: str = Field('connecto-data', description='where volumes and run folders are written')
     temp_dir: Optional[str] = Field(None, description='scratch folder; default: the system temp folder')
@@ -63,23 +61,11 @@ class Config(BaseModel):
         if any(s <= 0 for s in v): raise ValueError('every block size must be > 0')
         return v
 
-    @field_validator('overlap_size')
-    @classmethod
-    def _non_negative(cls, v):
-        if any(s < 0 for s in v): raise ValueError('halo sizes must be >= 0')
-        return v
-
     @field_validator('scheduler_address')
     @classmethod
     def _address(cls, v):
         if v is not None and '://' not in v: raise ValueError('expected a URL like tcp://host:8786')
         return v
-
-    @model_validator(mode='after')
-    def _halo_fits_block(self):
-        if any(h > b for h, b in zip(self.overlap_size, self.chunk_size)):
-            raise ValueError(f'overlap_size {tuple(self.overlap_size)} is larger than chunk_size {tuple(self.chunk_size)}')
-        return self
 
     @property
     def scratch(self) -> Path:

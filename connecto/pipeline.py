@@ -219,6 +219,17 @@ def kernel_stderr(
         sys.stderr.flush(); sys.stderr.close(); sys.stderr = old
         os.dup2(terminal, 2); os.close(terminal)
 
+@contextlib.contextmanager
+def _quiet(*names:str):
+    "Inside, these loggers report errors only (papermill warns on annotations such as `a: str | None`, which we checked); restored after."
+    import logging
+    loggers = [logging.getLogger(n) for n in names]
+    before = [l.level for l in loggers]
+    for l in loggers: l.setLevel(logging.ERROR)
+    try: yield
+    finally:
+        for l, lv in zip(loggers, before): l.setLevel(lv)
+
 def run_stage(
     stage:str, # a stage name
     params:dict|None=None, # parameters (checked first)
@@ -228,9 +239,7 @@ def run_stage(
     text:bool=False, # `params` values are command-line text
 )->StageResult:
     "Execute the stage notebook with papermill into `run_dir/step.ipynb` and return what it recorded."
-    import logging, papermill as pm
-    for name in ('papermill', 'papermill.translators'):        # its parameter parsing warns on `a: str | None = ...`; ours checked them
-        logging.getLogger(name).setLevel(logging.ERROR)
+    import papermill as pm
     values = check_parameters(stage, params, text)
     run_dir, step = _folder(run_dir or new_run_dir()), step or stage
     t = time.perf_counter()
@@ -238,7 +247,7 @@ def run_stage(
         out = rd/f'{step}.ipynb'
         named = f'{run_dir}/{step}.ipynb' if is_url(run_dir) else out      # the record as the user finds it
         try:
-            with kernel_stderr(rd/f'{step}.kernel.log'):
+            with kernel_stderr(rd/f'{step}.kernel.log'), _quiet('papermill', 'papermill.translators'):
                 pm.execute_notebook(str(stage_notebook(stage)), str(out), parameters={**values, 'run_dir': run_dir, 'step': step},
                                     progress_bar=progress, cwd=os.getcwd(), kernel_name='python3', request_save_on_cell_execute=True)
         except pm.PapermillExecutionError as e: raise _kernel_error(e, step, named) from None

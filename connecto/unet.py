@@ -12,16 +12,21 @@ import numpy as np
 from .config import InputError
 
 # %% auto #0
-__all__ = ['DEVICES', 'select_device', 'autocast_dtype', 'UNetConfig', 'center_crop', 'UNet3D', 'export_torchscript',
-           'export_onnx', 'save_checkpoint', 'load_checkpoint']
+__all__ = ['DEVICES', 'huge_pages', 'select_device', 'autocast_dtype', 'UNetConfig', 'center_crop', 'UNet3D',
+           'export_torchscript', 'export_onnx', 'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/10_unet.ipynb #6f9fe404
 DEVICES = ('cpu', 'cuda', 'hpu')
 
+def huge_pages():
+    "Let torch's CPU allocator put tensors of 2 MiB and more on transparent huge pages (`THP_MEM_ALLOC_ENABLE=1`), unless set."
+    os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
+
 def select_device(
     device:str='cpu', # 'cpu', 'cuda' or 'hpu'
 )->'torch.device':
-    "The torch device for `device`, with one clear error when it is not available here."
+    "The torch device for `device`, with one clear error when it is not available here (and `huge_pages` for the CPU allocator)."
+    huge_pages()
     import torch
     if device not in DEVICES: raise InputError(f"unknown device '{device}'; use one of {', '.join(DEVICES)}")
     if device == 'cpu': return torch.device('cpu')

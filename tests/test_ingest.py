@@ -52,8 +52,8 @@ BAD = {
     'bad config key': (lambda d, t: [f'{d}/snemi-mini/train-labels.tif', '--config',
                                      (t/'c.yaml').write_text('chunk_sise: [8, 8, 8]') and t/'c.yaml'], "did you mean 'chunk_size'"),
     'bad config value': (lambda d, t: [f'{d}/snemi-mini/train-labels.tif', '--config',
-                                       (t/'c.yaml').write_text('overlap_size: [1, 2]') and t/'c.yaml'], "'overlap_size'"),
-    'bad block shape': (lambda d, t: [f'{d}/snemi-mini/train-labels.tif', '--block-shape', '8,0,8'], 'three positive numbers'),
+                                       (t/'c.yaml').write_text('chunk_size: [1, 2]') and t/'c.yaml'], "'chunk_size'"),
+    'bad block shape': (lambda d, t: [f'{d}/snemi-mini/train-labels.tif', '--block-shape', '8,0,8'], '--block-shape must be three positive integers'),
     'other parameters': (lambda d, t: [f'{d}/snemi-mini/train-labels.tif', '--block-shape', '8,32,32'], '--overwrite'),
 }
 
