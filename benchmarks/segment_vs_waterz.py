@@ -332,7 +332,8 @@ def profile_blocks(aff:str, block_shape, halo=HALO, min_size=20)->dict:
     from connecto.volume import open_volume, create_volume
     from connecto.blocks import BlockGrid, Roi
     from connecto.engine import BlockTables
-    from connecto.fragments import boundary_levels, minima_seeds, core_ids, id_dtype, _core_levels, _Flood, _load_kernels
+    from connecto.maps import boundary_levels
+    from connecto.fragments import minima_seeds, core_ids, id_dtype, _core_levels, _Flood, _load_kernels
     from connecto.graph import core_tables
     v, out, t = open_volume(aff), {}, time.perf_counter()
     def lap(name):

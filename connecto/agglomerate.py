@@ -4,21 +4,22 @@
 
 # %% ../nbs/22_agglomerate.ipynb #4a37a89c
 from __future__ import annotations
-import contextlib, heapq, io, time
+import contextlib, importlib, io, time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, layout_key
 from .volume import Volume, open_volume, spec_kind
-from .engine import OutputLock, compiled, prepare_output, shared_cluster, state_dir, _fs
-from .fragments import check_map
+from .engine import OutputLock, prepare_output, shared_cluster, state_dir, _fs
+from .maps import check_map
 from .graph import RegionGraph, region_graph
+from .merge import Merges, merge_sequence
 from .stitch import relabel, union_find
 
 # %% auto #0
-__all__ = ['mean_boundary', 'Merges', 'merge_sequence', 'edge_scores', 'agglomerate_graph', 'threshold_outputs',
-           'AgglomerationReport', 'agglomerate']
+__all__ = ['mean_boundary', 'edge_scores', 'agglomerate_graph', 'register_scorer_resolver', 'classifier_scorer',
+           'threshold_outputs', 'AgglomerationReport', 'agglomerate']
 
 # %% ../nbs/22_agglomerate.ipynb #70526313
 def mean_boundary(
@@ -26,111 +27,6 @@ def mean_boundary(
 )->np.ndarray:
     "Edge scores: 1 - mean affinity across the contact (low = merge)."
     return 1 - g.mean_affinity
-
-@dataclass
-class Merges:
-    "A merge sequence: edge `a[i]`-`b[i]` (indices into the graph's nodes) merged at `score[i]`, in order."
-    a: np.ndarray
-    b: np.ndarray
-    score: np.ndarray
-
-    def __len__(self): return len(self.a)
-    def cut(self, threshold:float)->int:
-        "How many merges a run stopping at `threshold` makes: those before the first that scores above it."
-        above = np.flatnonzero(self.score > threshold)
-        return int(above[0]) if len(above) else len(self)
-
-# %% ../nbs/22_agglomerate.ipynb #af3dc7d8
-def _merge_kernel(
-    n:int, # number of nodes
-    u:np.ndarray, v:np.ndarray, # int64 edges (node indices)
-    area:np.ndarray, weighted:np.ndarray, # float64 contact area (> 0) and area * score of each edge, changed in place
-    threshold:float, # stop when the best edge scores above this
-    out_a:np.ndarray, out_b:np.ndarray, out_s:np.ndarray, # the merges, written (n entries)
-)->int:
-    "`merge_sequence` compiled: adjacency lists of edge ends, a hash table (linear probing) from node pairs to edges, a heap."
-    m = u.size
-    bits = 4
-    while (1 << bits) < 2 * m + 2: bits += 1
-    cap = 1 << bits
-    keys, slot = np.full(cap, -1, np.int64), np.empty(cap, np.int64)
-    gold = np.uint64(0x9E3779B97F4A7C15)
-    def probe(k):                                               # the position of key `k`, or of the empty place for it
-        i = np.int64((np.uint64(k) * gold) >> np.uint64(64 - bits))
-        while keys[i] != -1 and keys[i] != k: i = (i + 1) & (cap - 1)
-        return i
-    def pair(a, b): return min(a, b) * n + max(a, b)            # the key of an edge
-    def remove(i):                                              # delete the key at `i`, shifting back what followed it
-        j = i
-        while True:
-            j = (j + 1) & (cap - 1)
-            if keys[j] == -1: break
-            h = np.int64((np.uint64(keys[j]) * gold) >> np.uint64(64 - bits))
-            if (i <= j and i < h <= j) or (i > j and (h > i or h <= j)): continue
-            keys[i] = keys[j]; slot[i] = slot[j]; i = j
-        keys[i] = -1
-    ends = np.empty((m, 2), np.int64)                           # the current two nodes of each edge
-    nxt, head = np.full(2 * m, -1, np.int64), np.full(n, -1, np.int64)   # end 2e + i of edge e is in the list of ends[e, i]
-    dead, merged, deg = np.zeros(m, np.bool_), np.zeros(n, np.bool_), np.zeros(n, np.int64)
-    heap = [(0., np.int64(0), np.int64(0)) for _ in range(0)]
-    for e in range(m):
-        x, y = u[e], v[e]
-        ends[e, 0], ends[e, 1] = x, y
-        if x == y: dead[e] = True; continue                     # no self-edges
-        i = probe(pair(x, y))
-        if keys[i] == -1: deg[x] += 1; deg[y] += 1
-        else: dead[slot[i]] = True                              # a repeated edge replaces the earlier one
-        keys[i], slot[i] = pair(x, y), e
-        nxt[2 * e], head[x] = head[x], 2 * e
-        nxt[2 * e + 1], head[y] = head[y], 2 * e + 1
-        heap.append((weighted[e] / area[e], x, y))
-    heapq.heapify(heap)
-    k = 0
-    while len(heap):
-        s, x, y = heapq.heappop(heap)
-        if s > threshold: break
-        if merged[x] or merged[y]: continue
-        i = probe(pair(x, y))
-        if keys[i] == -1 or weighted[slot[i]] / area[slot[i]] != s: continue   # stale: the edge changed since it was pushed
-        keep, gone = (x, y) if deg[x] >= deg[y] else (y, x)
-        dead[slot[i]] = True; remove(i); deg[keep] -= 1
-        end = head[gone]
-        while end != -1:
-            after, e = nxt[end], end >> 1
-            if not dead[e]:
-                c = ends[e, 0] + ends[e, 1] - gone
-                remove(probe(pair(gone, c))); deg[c] -= 1
-                j = probe(pair(keep, c))
-                if keys[j] == -1:                               # keep gets the edge
-                    keys[j], slot[j] = pair(keep, c), e
-                    ends[e, end & 1] = keep
-                    nxt[end], head[keep] = head[keep], end
-                    deg[keep] += 1; deg[c] += 1
-                    ek = e
-                else:
-                    ek = slot[j]; area[ek] += area[e]; weighted[ek] += weighted[e]; dead[e] = True
-                heapq.heappush(heap, (weighted[ek] / area[ek], min(keep, c), max(keep, c)))
-            end = after
-        head[gone] = -1; merged[gone] = True
-        out_a[k], out_b[k], out_s[k] = x, y, s; k += 1
-    return k
-
-def merge_sequence(
-    n:int, # number of nodes
-    u:np.ndarray, v:np.ndarray, # edges (node indices)
-    area:np.ndarray, # contact area of each edge (the weight of its score)
-    score:np.ndarray, # score of each edge (low = merge)
-    threshold:float, # stop when the best edge scores above this
-)->Merges:
-    "Greedy agglomeration; merged edges score the area-weighted mean of their parts."
-    u, v, area = np.asarray(u, np.int64), np.asarray(v, np.int64), np.array(area, np.float64)
-    weighted = area * np.asarray(score, np.float64)
-    if not u.shape == v.shape == area.shape == weighted.shape: raise InputError("edges u, v, area and score differ in length")
-    if len(u) and (min(u.min(), v.min()) < 0 or max(u.max(), v.max()) >= n): raise InputError(f"edge ends must be node indices in [0, {n})")
-    if len(u) and not area.min() > 0: raise InputError("edges need a contact area > 0 (the weight of their score)")
-    out_a, out_b, out_s = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float64)
-    k = compiled(_merge_kernel)(int(n), u, v, area, weighted, float(threshold), out_a, out_b, out_s)
-    return Merges(out_a[:k].copy(), out_b[:k].copy(), out_s[:k].copy())
 
 # %% ../nbs/22_agglomerate.ipynb #57df890c
 def edge_scores(
@@ -151,6 +47,30 @@ def agglomerate_graph(
     "The merge sequence up to the largest threshold and, per threshold, the object id of every node."
     m = merge_sequence(len(g.nodes), g.u, g.v, g.area, edge_scores(g, scorer), max(thresholds))
     return m, [union_find(g.nodes, m.a[:m.cut(t)], m.b[:m.cut(t)]) for t in thresholds]
+
+# %% ../nbs/22_agglomerate.ipynb #cb96ce7b
+_RESOLVER = ['connecto.automl:edge_scorer']   # what makes `classifier=` a scorer: a function, or 'module:function' imported on first use
+
+def register_scorer_resolver(
+    resolve:Callable|str, # `resolve(classifier, kind, raw) -> edge scorer`, or 'module:function' naming it
+)->Callable|str:
+    "Make `agglomerate(classifier=...)` turn classifiers into edge scorers with `resolve`; returns the resolver it replaces."
+    old, _RESOLVER[0] = _RESOLVER[0], resolve
+    return old
+
+def classifier_scorer(
+    classifier, # a learned classifier, as the resolver takes it (`automl`: a `Classifier`, its folder or an MLflow model URI)
+    kind:str='boundaries', # what the agglomeration's source is
+    raw:str|None=None, # raw EM, for a classifier trained with raw features
+):
+    "The edge scorer that the registered resolver (by default `automl.edge_scorer`) makes of `classifier`, checked against the inputs."
+    resolve = _RESOLVER[0]
+    if isinstance(resolve, str):
+        module, name = resolve.split(':')
+        try: resolve = getattr(importlib.import_module(module), name)
+        except ImportError as e:
+            raise InputError(f"a learned classifier needs {module}, which does not import ({e}): pip install 'connecto[automl]'") from None
+    return resolve(classifier, kind, raw)
 
 # %% ../nbs/22_agglomerate.ipynb #b81b1758
 def threshold_outputs(
@@ -203,24 +123,21 @@ def _load_merges(path, g):
         return Merges(z['a'], z['b'], z['score']) if np.array_equal(z['nodes'], g.nodes) else None
 
 # %% ../nbs/22_agglomerate.ipynb #2ef6bc47
-def _classifier(classifier, scorer, kind, raw):
-    "The `Classifier` asked for (loaded from a folder or MLflow URI), checked against the inputs; or None."
-    if classifier is None: return None
+def _scorer(scorer, classifier, kind, raw):
+    "The edge scorer asked for: `scorer`, or the one `classifier_scorer` makes of `classifier`; None: mean boundary."
+    if classifier is None: return scorer
     if scorer is not None: raise InputError("give an edge scorer or a classifier, not both")
-    from connecto.automl import Classifier
-    clf = classifier if isinstance(classifier, Classifier) else Classifier.load(classifier)
-    clf.check(kind, raw)
-    return clf
+    return classifier_scorer(classifier, kind, raw)
 
 def agglomerate(
     fragments:str, # fragments volume spec (integer labels, 0 = none)
     source:str, # boundaries (z, y, x; 1 = boundary) or affinities (3, z, y, x; 1 = same object)
     out:str, # output spec (a template with several thresholds, see `threshold_outputs`)
     thresholds:Sequence[float]|float|None=None, # merge while the best edge scores at most this; several: one output each.
-                                                # Default: the classifier's threshold, else 0.5
+                                                # Default: the scorer's (classifier's) threshold, else 0.5
     kind:str='boundaries', # what `source` is
-    scorer:Callable|None=None, # edge scorer (default: mean boundary); must be picklable by name for a cache to be valid
-    classifier=None, # a learned edge classifier instead (`automl.Classifier`, its folder, or an MLflow model URI)
+    scorer:Callable|None=None, # edge scorer (default: mean boundary), optionally with `threshold`, `fingerprint`, `bind` (see above)
+    classifier=None, # a learned edge classifier instead (`automl.Classifier`, its folder, or an MLflow model URI): `classifier_scorer`
     raw:str|None=None, # raw EM, for a classifier trained with raw features
     block_shape:Sequence[int]|None=None, # blocks (z, y, x); default: the fragments' chunks, else the config's chunk_size
     config:Config|None=None, # pipeline config (compression, retries, workers, scheduler)
@@ -231,8 +148,9 @@ def agglomerate(
 )->AgglomerationReport:
     "Segment `fragments` by hierarchical agglomeration on `source`, one stitched segmentation per threshold."
     t0, cfg = time.perf_counter(), config or Config()
-    clf = _classifier(classifier, scorer, kind, raw)
-    if thresholds is None: thresholds = clf.threshold if clf else 0.5
+    scorer = _scorer(scorer, classifier, kind, raw)
+    if thresholds is None: thresholds = getattr(scorer, 'threshold', None)
+    if thresholds is None: thresholds = 0.5
     thresholds = sorted({float(t) for t in (thresholds if np.iterable(thresholds) else [thresholds])})
     if not thresholds or min(thresholds) < 0: raise InputError(f"thresholds must be >= 0, got {thresholds}")
     frags, src = _open_fragments(fragments, cfg), open_volume(source, cache_size_gb=cfg.cache_size_gb)
@@ -245,7 +163,7 @@ def agglomerate(
         if spec_kind(o)[0] != 'zarr': raise InputError(f"outputs are Zarr volume specs like seg.zarr/segmentation, not '{o}'")
     bs = tuple(min(b, s) for b, s in zip(block_shape or (frags.chunks if frags.kind == 'zarr' else cfg.chunk_size), frags.shape))
     grid = BlockGrid(frags.shape, bs)
-    scorer_name = clf.fingerprint if clf else getattr(scorer, '__qualname__', repr(scorer)) if scorer else 'mean_boundary'
+    scorer_name = (getattr(scorer, 'fingerprint', None) or getattr(scorer, '__qualname__', repr(scorer))) if scorer else 'mean_boundary'
     base = dict(fragments=str(fragments), source=str(source), kind=kind, scorer=scorer_name)
     keys = [layout_key(grid, stage='stitch', threshold=t, **base) for t in thresholds]
     meta = dict(voxel_size=frags.voxel_size, offset=frags.offset, units=frags.units)
@@ -259,7 +177,9 @@ def agglomerate(
         g = region_graph(frags, src, kind, outs[0], bs, cfg, workers, scheduler, progress, lock=locks[0])
         if len(g.nodes) == 0: raise InputError(f"{fragments} has no fragments (all 0): run `connecto fragments` first")
         stages['graph'] = time.perf_counter() - t1; t1 = time.perf_counter()
-        if clf: scorer = clf.scorer(frags, src, kind, raw, f"{state_dir(outs[0])}/features", bs, cfg, workers, scheduler, progress)
+        if hasattr(scorer, 'bind'):                                 # e.g. a learned scorer: features of these volumes
+            scorer = scorer.bind(fragments=frags, source=src, kind=kind, folder=f"{state_dir(outs[0])}/features", block_shape=bs,
+                                 config=cfg, workers=workers, scheduler=scheduler, progress=progress)
         mpath = f"{state_dir(outs[0])}/merges-{layout_key(grid, stage='merges', thresholds=thresholds, **base)}.npz"
         m = _load_merges(mpath, g) if scorer is None else None
         if m is None:

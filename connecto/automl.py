@@ -12,14 +12,14 @@ import numpy as np
 from .config import Config, InputError
 from .graph import RegionGraph
 from .evaluate import Contingency, scores as seg_scores
-from .agglomerate import merge_sequence
+from .merge import merge_sequence
 from .stitch import union_find
 
 # %% auto #0
 __all__ = ['THRESHOLDS', 'DEFAULT_PARAMS', 'fragment_objects', 'edge_labels', 'spatial_folds', 'fold_voi', 'TrainingSet',
-           'training_set', 'xgb_device', 'fit_edges', 'split_probability', 'cv_voi', 'Classifier', 'suggest_params',
-           'study_storage', 'open_study', 'objective', 'Tracker', 'AutoMLReport', 'automl', 'mutual_information',
-           'filter_features', 'search_subsets', 'SelectionReport', 'select_features']
+           'training_set', 'xgb_device', 'fit_edges', 'split_probability', 'cv_voi', 'Classifier', 'edge_scorer',
+           'suggest_params', 'study_storage', 'open_study', 'objective', 'Tracker', 'AutoMLReport', 'automl',
+           'mutual_information', 'filter_features', 'search_subsets', 'SelectionReport', 'select_features']
 
 # %% ../nbs/40_automl.ipynb #4fd45b65
 def fragment_objects(
@@ -308,10 +308,24 @@ class Classifier:
         return cls(model, meta.pop('features'), float(meta.pop('threshold')), meta, ref if not isinstance(ref, Path) else None)
 
 class _LearnedScorer:
-    "`Classifier.scorer`: features of the inputs, then P(split); keeps what monitoring found in `monitoring`."
+    "`Classifier.scorer`, `edge_scorer`: features of the inputs, then P(split); keeps what monitoring found in `monitoring`."
     def __init__(self, classifier, kw): self.classifier, self.kw, self.monitoring = classifier, kw, None
+    @property
+    def threshold(self)->float: return self.classifier.threshold
+    @property
+    def fingerprint(self)->str: return self.classifier.fingerprint
+
+    def bind(self, fragments, source, kind:str, folder:str|None=None, block_shape=None, config=None, workers=None, scheduler=None,
+             progress:bool=True):
+        "This scorer on `agglomerate`'s volumes: their edge features, computed blockwise (state in `folder`)."
+        return _LearnedScorer(self.classifier, {**self.kw, **dict(fragments=fragments, source=source, out=folder, kind=kind,
+                              block_shape=block_shape, config=config, workers=workers, scheduler=scheduler, progress=progress)})
+
     def __call__(self, g):
         from connecto.features import edge_feature_table
+        if 'fragments' not in self.kw:
+            raise InputError("this learned scorer reads the edge features of the volumes: give it to `agglomerate(scorer=...)`, which "
+                             "binds it to its inputs, or use `Classifier.scorer(fragments, source, ...)`")
         ft = edge_feature_table(**self.kw, graph=g)
         scores = self.classifier.scores(ft.table)
         self.monitoring = self.classifier.monitor(ft.table, scores)
@@ -337,6 +351,19 @@ def _classifier_dir(where:str)->Path:
     found = sorted(local.rglob('classifier.json'))
     if not found: raise InputError(f"{where} holds no connecto classifier (no classifier.json among its artifacts)")
     return found[0].parent
+
+# %% ../nbs/40_automl.ipynb #e658532e
+def edge_scorer(
+    classifier, # a `Classifier`, its folder, or an MLflow model URI (`models:/NAME@ALIAS`, `runs:/...`)
+    kind:str='boundaries', # what the agglomeration's source is
+    raw:str|None=None, # raw EM, for a classifier trained with raw features
+)->_LearnedScorer:
+    "The classifier as an edge scorer for `agglomerate`, checked against the inputs; `agglomerate` binds it to its volumes."
+    try: clf = classifier if isinstance(classifier, Classifier) else Classifier.load(classifier)
+    except ImportError as e:
+        raise InputError(f"a learned classifier needs the automl extra ({e}): pip install 'connecto[automl]'") from None
+    clf.check(kind, raw)
+    return _LearnedScorer(clf, dict(kind=kind, raw=raw))
 
 # %% ../nbs/40_automl.ipynb #ff6ed164
 def _pyfunc_model():

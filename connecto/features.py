@@ -11,8 +11,8 @@ from .config import Config, InputError
 from .blocks import BlockGrid, layout_key
 from .volume import Volume, open_volume
 from .engine import BlockTables, OutputLock, run_stage
-from .graph import BINS, LEVELS, RegionGraph, contact_table, region_graph
-from .fragments import check_map
+from .maps import LEVELS, check_map
+from .graph import BINS, RegionGraph, contact_table, region_graph
 
 # %% auto #0
 __all__ = ['MOMENTS', 'raw_levels', 'pair_raw', 'node_moments', 'feature_block', 'edge_features', 'feature_names', 'FeatureTable',

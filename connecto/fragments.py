@@ -11,91 +11,12 @@ from .config import Config, InputError
 from .blocks import BlockGrid, Roi, layout_key
 from .volume import Volume, open_volume, spec_kind
 from .engine import BlockTables, OutputLock, RunReport, compiled, prefetch, prepare_output, run_stage
-from .graph import affinity_levels, core_tables, pair_affinities
+from .maps import _levels, affinity_levels, boundary_levels, check_map, pair_affinities
+from .graph import core_tables, fragment_tables
 
 # %% auto #0
-__all__ = ['SEEDS', 'as_boundaries', 'boundary_levels', 'check_map', 'distance_seeds', 'minima_seeds', 'seeded_watershed',
-           'watershed_fragments', 'core_ids', 'fragment_block', 'id_dtype', 'fragments']
-
-# %% ../nbs/20_fragments.ipynb #ac8825c2
-def as_boundaries(
-    data:np.ndarray, # a boundary map (z, y, x) or affinities (c >= 3, z, y, x)
-    kind:str='boundaries', # 'boundaries' (1 = boundary) or 'affinities' (1 = same object)
-    where:str='input', # what to call the data in errors
-)->np.ndarray:
-    "A float32 boundary map in [0, 1] from boundaries or affinities (float, or uint8/uint16 scaled by their maximum)."
-    if kind not in ('boundaries', 'affinities'): raise InputError(f"kind must be 'boundaries' or 'affinities', not '{kind}'")
-    _check_dtype(data.dtype, where, kind)
-    if data.dtype.kind == 'u': b = data.astype(np.float32) / np.iinfo(data.dtype).max
-    else:
-        b = data.astype(np.float32, copy=False)
-        finite = bool(np.isfinite(b).all())
-        _check_values(where, kind, finite, *((b.min(), b.max()) if finite and b.size else (0, 0)))
-    if kind == 'affinities': return 1 - b[:3].mean(0)
-    return b
-
-def _check_dtype(dtype:np.dtype, where:str, kind:str):
-    "Raise unless `dtype` holds a map: float, uint8 or uint16 (wider or signed integers are labels)."
-    if dtype.kind == 'f' or (dtype.kind == 'u' and dtype.itemsize <= 2): return
-    labels = " (integers of this type hold labels, a segmentation or ground truth, not a map)" if dtype.kind in 'ui' else ''
-    raise InputError(f"{where} has dtype {dtype}{labels}; {kind} are float in [0, 1], uint8 (0..255) or uint16")
-
-def _check_values(where:str, kind:str, finite:bool, lo, hi):
-    "Raise unless the values are finite and their range [lo, hi] lies in [0, 1] (to rounding)."
-    if not finite: raise InputError(f"{where} contains NaN or infinite values; fix the prediction that made it")
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise InputError(f"{where} has values in [{lo:.3g}, {hi:.3g}]; {kind} must lie in [0, 1] (or be uint8 0..255)")
-
-def _levels(b:np.ndarray)->np.ndarray:
-    "A boundary map's 256 flooding levels: round(b * 255) as uint8."
-    return np.rint(np.clip(b, 0, 1) * 255).astype(np.uint8)
-
-def _affinity_map(
-    a:np.ndarray, # float32 affinities (c >= 3, z, y, x), any strides
-    b:np.ndarray, # float32 (z, y, x), written: 1 - the mean of the first three channels
-    levels:np.ndarray, # uint8 (z, y, x), written: `_levels(b)`
-)->tuple:
-    "The boundary map of affinities and its levels in one pass, computed as NumPy does; (non-finite values, min, max) of all channels."
-    bad, lo, hi = 0, np.float32(np.inf), np.float32(-np.inf)
-    for z in range(a.shape[1]):
-        for y in range(a.shape[2]):
-            for x in range(a.shape[3]):
-                for c in range(a.shape[0]):
-                    v = a[c, z, y, x]
-                    if not np.isfinite(v): bad += 1
-                    else: lo, hi = min(lo, v), max(hi, v)
-                v = np.float32(1) - (a[0, z, y, x] + a[1, z, y, x] + a[2, z, y, x]) / np.float32(3)
-                b[z, y, x] = v
-                levels[z, y, x] = np.uint8(np.rint(min(max(v, np.float32(0)), np.float32(1)) * np.float32(255)))
-    return bad, lo, hi
-
-def boundary_levels(
-    data:np.ndarray, # a boundary map (z, y, x) or affinities (c >= 3, z, y, x)
-    kind:str='boundaries', # 'boundaries' (1 = boundary) or 'affinities' (1 = same object)
-    where:str='input', # what to call the data in errors
-)->tuple:
-    "`as_boundaries` and its 256 flooding levels (uint8); float affinities in one compiled pass, without temporaries."
-    if kind == 'affinities' and data.dtype.kind == 'f' and data.ndim == 4 and data.shape[0] >= 3 and data[0].size:
-        a = data.astype(np.float32, copy=False)
-        b, levels = np.empty(a.shape[1:], np.float32), np.empty(a.shape[1:], np.uint8)
-        bad, lo, hi = compiled(_affinity_map)(a, b, levels)
-        _check_values(where, kind, bad == 0, lo, hi)
-        return b, levels
-    b = as_boundaries(data, kind, where)
-    return b, _levels(b)
-
-# %% ../nbs/20_fragments.ipynb #378ddd96
-def check_map(
-    vol:Volume, # the input volume
-    kind:str, # 'boundaries' or 'affinities'
-):
-    "Raise unless `vol` has the shape of its `kind`: (z, y, x) boundaries or (c >= 3, z, y, x) affinities."
-    if kind == 'affinities' and (len(vol.shape) != 4 or vol.shape[0] < 3):
-        raise InputError(f"{vol.spec} has shape {vol.shape}; affinities are (3, z, y, x) (z, y and x affinities first). "
-                         "For a (z, y, x) map use --boundaries")
-    if kind == 'boundaries' and len(vol.shape) != 3:
-        raise InputError(f"{vol.spec} has shape {vol.shape}; a boundary map is (z, y, x). For (3, z, y, x) affinities use --affinities")
-    _check_dtype(vol.dtype, vol.spec, kind)
+__all__ = ['SEEDS', 'distance_seeds', 'minima_seeds', 'seeded_watershed', 'watershed_fragments', 'core_ids', 'fragment_block',
+           'id_dtype', 'fragments']
 
 # %% ../nbs/20_fragments.ipynb #45a6b718
 def distance_seeds(
@@ -452,10 +373,10 @@ def fragments(
         layout = {'fragments_layout': {'block_shape': list(bs), 'halo': list(grid.halo), 'source_stamp': source.stamp()}} if graph else {}
         out = prepare_output(dst, key, shape, id_dtype(len(grid) * int(np.prod(bs))), bs, dict(voxel_size=source.voxel_size, offset=source.offset,
                              units=source.units, attrs={'fragments': params, **layout}), cfg, overwrite)
-        tables = BlockTables(dst, f'fragments-{key}')
+        tables, faces = fragment_tables(dst, key)
         report = run_stage(fragment_block, grid, dst, cfg, workers, scheduler, params=params, stage='fragments',
                            kwargs=dict(src=source, dst=out, tables=tables, kind=kind, id_stride=int(np.prod(bs)),
-                                       faces=BlockTables(dst, f'faces-{key}') if graph else None, **wparams),
+                                       faces=faces if graph else None, **wparams),
                            progress=progress, lock=held, order=source.block_order(grid))
     report.fragments = sum(int(tables.read(b)['fragments'][0]) for b in tables.block_ids())    # not `concat`: the tables hold the graph too
     if report.fragments == 0:

@@ -11,55 +11,15 @@ from .config import Config, InputError
 from .blocks import BlockGrid, layout_key
 from .volume import Volume
 from .engine import BlockTables, compiled, run_stage
+from .maps import LEVELS, pair_affinities
 
 # %% auto #0
-__all__ = ['LEVELS', 'BINS', 'quantize', 'affinity_levels', 'pair_affinities', 'contact_table', 'RegionGraph', 'fragment_sizes',
-           'core_tables', 'face_table', 'fused_tables', 'graph_block', 'region_graph']
-
-# %% ../nbs/21_graph.ipynb #2f2661b5
-LEVELS = 255    # affinities are quantized to 0..LEVELS
-BINS = 16       # histogram bins per edge
-
-def _quantize(
-    a:np.ndarray, # float (c, z, y, x), any strides
-    out:np.ndarray, # uint8 of the same shape, written
-):
-    "`out` = round(clip(a, 0, 1) * LEVELS) in float32, in one pass."
-    for c in range(a.shape[0]):
-        for z in range(a.shape[1]):
-            for y in range(a.shape[2]):
-                for x in range(a.shape[3]):
-                    v = min(max(np.float32(a[c, z, y, x]), np.float32(0)), np.float32(1))
-                    out[c, z, y, x] = np.uint8(np.rint(v * np.float32(LEVELS)))
-
-def quantize(
-    affinities:np.ndarray, # float affinities in [0, 1] (1 = same object)
-)->np.ndarray:
-    "Affinities as uint8 levels 0..255 (computed in float32)."
-    if affinities.dtype not in (np.float32, np.float64): affinities = affinities.astype(np.float32)   # float16: numba has no CPU half floats
-    out = np.empty(affinities.shape, np.uint8)
-    four = (1,) * (4 - affinities.ndim) + affinities.shape
-    compiled(_quantize)(affinities.reshape(four), out.reshape(four))
-    return out
-
-def affinity_levels(
-    a:np.ndarray, # affinities (3, z, y, x) in [0, 1] (1 = same object), float or integer
-)->np.ndarray:
-    "Affinities as uint8 levels: uint8 as stored, other integers scaled by their maximum, floats quantized."
-    return a if a.dtype == np.uint8 else quantize(a / np.float32(np.iinfo(a.dtype).max) if a.dtype.kind in 'ui' else a)
-
-def pair_affinities(
-    data:np.ndarray, # boundaries (z, y, x) or affinities (3, z, y, x), over the core grown by one voxel on the low side
-    kind:str, # 'boundaries' or 'affinities'
-)->np.ndarray:
-    "Affinities (3, z, y, x) of the core's voxels to their -z, -y, -x neighbours, as uint8 levels."
-    from connecto.fragments import as_boundaries
-    if kind == 'affinities': return affinity_levels(data[:3, 1:, 1:, 1:])
-    b = as_boundaries(data, 'boundaries')
-    core = b[1:, 1:, 1:]
-    return quantize(np.stack([1 - (core + b[:-1, 1:, 1:]) / 2, 1 - (core + b[1:, :-1, 1:]) / 2, 1 - (core + b[1:, 1:, :-1]) / 2]))
+__all__ = ['BINS', 'contact_table', 'RegionGraph', 'fragment_sizes', 'core_tables', 'face_table', 'fragment_tables',
+           'fused_tables', 'graph_block', 'region_graph']
 
 # %% ../nbs/21_graph.ipynb #17227545
+BINS = 16       # histogram bins per edge
+
 def _add_contacts(
     frags:np.ndarray, # (z + o, y + o, x + o) fragment ids
     levels:np.ndarray, # (3, z, y, x) uint8 levels of each core voxel's pair with its -z, -y, -x neighbour
@@ -221,6 +181,14 @@ def face_table(
     lv = np.zeros((3,) + plane, np.uint8); lv[d] = np.expand_dims(levels, d)
     return contact_table(frags, lv, axes=[a == d for a in range(3)])
 
+# %% ../nbs/21_graph.ipynb #8a3515c9
+def fragment_tables(
+    spec:str, # the fragments volume (its state folder holds the tables)
+    key:str, # the fragments run's layout key (its `run_key`)
+)->tuple:
+    "The fragments stage's block tables: (per block its fragment count and the core's graph tables, per block the core's faces)."
+    return BlockTables(spec, f'fragments-{key}'), BlockTables(spec, f'faces-{key}')
+
 # %% ../nbs/21_graph.ipynb #e9278198
 def fused_tables(
     fragments:Volume, # fragment ids
@@ -237,7 +205,7 @@ def fused_tables(
     if tuple(layout['block_shape']) != grid.block_shape or tuple(fragments.shape) != grid.shape: return None
     if layout.get('source_stamp') is None or layout['source_stamp'] != source.stamp(): return None   # rewritten since, or unknown
     if not is_complete(fragments.spec, BlockGrid(grid.shape, layout['block_shape'], layout['halo']), p['stage'], p): return None
-    cores, faces = BlockTables(fragments.spec, f'fragments-{key}'), BlockTables(fragments.spec, f'faces-{key}')
+    cores, faces = fragment_tables(fragments.spec, key)
     return (cores, faces) if 'u' in cores.read(0) and faces.block_ids() else None
 
 # %% ../nbs/21_graph.ipynb #b4bc2d80

@@ -39,3 +39,40 @@ def test_parameters_tag_survives_clean(tmp_path):
     nbformat.write(nb, d/'nbs/zz_tmp.ipynb')
     run('nbdev_clean --fname nbs/zz_tmp.ipynb', d)
     assert nbformat.read(d/'nbs/zz_tmp.ipynb', 4).cells[0].metadata.get('tags') == ['parameters']
+
+def import_graph(pkg:Path)->dict:
+    "{module: modules of the package it imports}, from every `import` in each `pkg/*.py`, at module level or inside functions."
+    import ast
+    mods = {p.stem for p in pkg.glob('*.py')}
+    name = lambda m: m if m in mods else '__init__'                  # `from connecto import __version__` is the package itself
+    graph = {}
+    for p in sorted(pkg.glob('*.py')):
+        deps = set()
+        for node in ast.walk(ast.parse(p.read_text(), str(p))):
+            if isinstance(node, ast.Import):
+                deps |= {name(a.name.split('.')[1]) if '.' in a.name else '__init__' for a in node.names
+                         if a.name.split('.')[0] == pkg.name}
+            elif isinstance(node, ast.ImportFrom):
+                if node.level > 1 or not (node.level or (node.module or '').split('.')[0] == pkg.name): continue
+                parts = (node.module or '').split('.')[0 if node.level else 1:]
+                if parts and parts[0]: deps.add(name(parts[0]))
+                else: deps |= {name(a.name) for a in node.names}     # `from . import x`, `from connecto import x`
+        graph[p.stem] = deps - {p.stem}
+    return graph
+
+def import_cycle(graph:dict)->list|None:
+    "A cycle of `graph` as [a, b, ..., a], or None."
+    state, stack = {}, []
+    def visit(m):
+        state[m] = 'open'; stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 'open': return stack[stack.index(d):] + [d]
+            if d not in state and (found := visit(d)): return found
+        state[m] = 'done'; stack.pop()
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)): return found
+
+def test_no_import_cycles():
+    "The modules of connecto import each other in one direction only (function-level imports count too)."
+    cycle = import_cycle(import_graph(ROOT/'connecto'))
+    assert cycle is None, f"connecto's modules import each other in a circle: {' -> '.join(cycle)}"
