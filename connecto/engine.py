@@ -348,12 +348,12 @@ def prepare_output(
     overwrite:bool=False, # replace an output written differently
 ):
     "Open `dst` to resume the run of ledger `key`, or create it; refuse to write over other data."
-    from connecto.volume import Volume, create_volume, _zarr_open
+    from connecto.volume import Volume, create_volume, zarr_node
     ledger = Ledger(dst, key, 1)
-    if _zarr_open(dst) is not None:
+    if zarr_node(dst) is not None:
         if not overwrite:
             vol = Volume(dst, mode='r+')
-            ours = ledger.fs.exists(ledger.dir) or vol._r.attrs.get('run_key') == key    # a run killed before its first block
+            ours = ledger.fs.exists(ledger.dir) or vol.attrs.get('run_key') == key    # a run killed before its first block
             if ours and vol.shape == tuple(shape) and _holds(vol.dtype, dtype): return vol
         if not overwrite:
             raise InputError(f"{dst} already exists and was not written by this command with these parameters. "

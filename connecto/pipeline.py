@@ -12,8 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .config import InputError, WorkFailed
 from .commands import STAGES
-from .stage import Stage
-from .volume import is_url
+from .stage import Stage, check_output
+from .volume import is_url, open_volume
 from .engine import _fs
 
 # %% auto #0
@@ -333,6 +333,7 @@ class PipelineConfig(BaseModel):
         "Every stage, step name and parameter checked before anything runs."
         names = [s.step for s in self.steps]
         dup = sorted({n for n in names if names.count(n) > 1})
+        check_output(self.run_dir, 'run_dir')
         if dup: raise InputError(f"step names must be unique; {', '.join(dup)} repeats: give each a `name`")
         unused = set(self.defaults) - {k for s in self.steps for k in stage_parameters(s.stage)}
         if unused: raise InputError(f"defaults {', '.join(sorted(unused))} match no stage parameter; remove them")
@@ -514,6 +515,8 @@ def demo_pipeline(
     rd = Path(out)
     if (raw is None) != (gt is None) or (test_raw is None) != (test_gt is None):
         raise InputError("give raw and gt together (and test_raw with test_gt)")
+    for spec in (raw, gt, test_raw, test_gt):                  # every volume opens before the run folder is made
+        if spec is not None: open_volume(spec)
     if raw is None:
         from connecto.synthetic import synthetic_em
         rd.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,8 @@ _log = logging.getLogger('connecto.volume')
 
 # %% auto #0
 __all__ = ['H5_SUFFIXES', 'TIFF_SUFFIXES', 'SLICE_SUFFIXES', 'SUPPORTED_DTYPES', 'CHUNK_CACHE', 'PAD_MODES', 'is_url',
-           'spec_kind', 'ChunkCache', 'Volume', 'create_volume', 'open_volume', 'from_array', 'sample_data']
+           'spec_kind', 'zarr_node', 'ChunkCache', 'Volume', 'create_volume', 'open_volume', 'from_array',
+           'sample_data']
 
 # %% ../nbs/01_volume.ipynb #b7ae1606
 H5_SUFFIXES = ('.h5', '.hdf5', '.hdf')
@@ -161,10 +162,28 @@ class _NpyReader:
         return out
 
 # %% ../nbs/01_volume.ipynb #c351bf48
-def _zarr_open(path, mode='r'):
-    "Open a Zarr array or group at a path or fsspec URL; `None` if there is none."
+def _damaged_metadata(path:str)->str|None:
+    "The first `zarr.json` of `path` or of a group above it that is not JSON (local paths), or None."
+    import json
+    p = Path(str(path))
+    for d in (p, *p.parents):
+        f = d/'zarr.json'
+        if f.is_file():
+            try: json.loads(f.read_bytes())
+            except ValueError: return str(f)
+    return None
+
+def zarr_node(
+    path:str, # a path or fsspec URL
+    mode:str='r', # zarr's open mode
+):
+    "The Zarr array or group at `path`, `None` if there is none; damaged metadata is an `InputError` naming its file."
+    import json
     try: return zarr.open(store=path, mode=mode)
     except (FileNotFoundError, zarr.errors.NodeTypeValidationError if hasattr(zarr.errors, 'NodeTypeValidationError') else FileNotFoundError): return None
+    except json.JSONDecodeError as e:
+        where = _damaged_metadata(path) or f'the metadata of {path}'
+        raise InputError(f"{where} is not valid JSON ({e}): the Zarr metadata is damaged; restore it, or re-create the volume") from None
     except Exception as e:
         if 'not found' in str(e).lower() or isinstance(e, KeyError): return None
         raise
@@ -271,7 +290,7 @@ class _ZarrReader:
     Reads that cross chunk borders (a block's context with its halo) go through `CHUNK_CACHE` for local, read-only,
     unsharded arrays: neighbouring blocks share the chunks around their faces, which are then decoded once, not up to 27 times."""
     def __init__(self, path, mode='r', cache_size_gb=1.0):
-        node = _zarr_open(path, mode)
+        node = zarr_node(path, mode)
         if node is None: raise _missing(path)
         self.path, self.mode, self.attrs, self.inner = path, mode, {}, ''
         if isinstance(node, zarr.Group):
@@ -405,6 +424,10 @@ class Volume:
     @property
     def channels(self): return self.shape[0] if len(self.shape) == 4 else None
     @property
+    def attrs(self)->dict:
+        "The volume's stored attributes (Zarr attributes, HDF5 attributes; empty for other formats)."
+        return self._r.attrs
+    @property
     def nbytes(self): return int(np.prod(self.shape)) * self.dtype.itemsize
     def block_order(self, grid)->np.ndarray:
         """Ids of the blocks of `grid` in the order that decodes this volume's chunks least through its cache (`blocks.sweep_order`);
@@ -471,7 +494,7 @@ def _codecs(compression, level):
 def _ensure_root(path):
     "Make the `.zarr` root a Zarr group so that viewers can walk to the volume."
     root = path[:re.search(r'\.zarr(/|$)', path).start() + 5]
-    if root != path and _zarr_open(root, 'r') is None: zarr.open_group(store=root, mode='a')
+    if root != path and zarr_node(root, 'r') is None: zarr.open_group(store=root, mode='a')
 
 # %% ../nbs/01_volume.ipynb #01359889
 def create_volume(
@@ -495,7 +518,7 @@ def create_volume(
     if dtype not in SUPPORTED_DTYPES: raise InputError(f"cannot create a {dtype} volume; supported: {', '.join(map(str, SUPPORTED_DTYPES))}")
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (3, 4) or min(shape) <= 0: raise InputError(f"bad volume shape {shape}: expected positive (z, y, x) or (c, z, y, x)")
-    if not overwrite and _zarr_open(path, 'r') is not None:
+    if not overwrite and zarr_node(path, 'r') is not None:
         raise InputError(f"{path} already exists. Pass overwrite (--overwrite) to replace it, or choose another output")
     chunks = tuple(min(c, s) for c, s in zip(chunks if chunks else (64,) * 3, shape[-3:]))
     chunks = shape[:len(shape) - 3] + chunks if len(chunks) == 3 else chunks
