@@ -62,9 +62,10 @@ def bare(raw:str, model:str, tile)->dict:
 def connecto_predict(raw:str, model:str, tile, workers:int, block_shape, out:str)->dict:
     import torch, connecto.unet                                 # imported before the timer, as in `bare`
     from connecto.predict import predict
+    from connecto.config import Config
     rmtree(Path(out).parent)
     t0 = time.perf_counter()
-    r = predict(raw, model, out, block_shape=block_shape, tile=tile, workers=workers, progress=False)
+    r = predict(raw, model, out, block_shape=block_shape, tile=tile, config=Config(num_workers=workers), progress=False)
     return dict(seconds=time.perf_counter() - t0, blocks=r.blocks_done)
 
 def child(task:str):
@@ -74,7 +75,7 @@ def child(task:str):
     print(json.dumps(res))
 
 def run(task:dict, huge_pages:bool=True, heap:bool=False)->dict:
-    from connecto.engine import HEAP_ENVIRON
+    from connecto.engine import _HEAP_ENVIRON as HEAP_ENVIRON
     env = {**os.environ, 'THP_MEM_ALLOC_ENABLE': '1' if huge_pages else '0', **(HEAP_ENVIRON if heap else {})}
     r = subprocess.run([sys.executable, __file__, '--child', json.dumps(task)], capture_output=True, text=True, env=env)
     if r.returncode: raise RuntimeError(r.stderr[-2000:])

@@ -11,7 +11,7 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, layout_key
 from .volume import Volume, open_volume, spec_kind
-from .engine import OutputLock, prepare_output, shared_cluster, state_dir, _fs
+from .engine import OutputLock, prepare_output, shared_cluster, state_dir, filesystem
 from .maps import check_map
 from .graph import RegionGraph, region_graph
 from .merge import Merges, merge_sequence
@@ -112,12 +112,12 @@ def _open_fragments(spec, cfg):
     return vol
 
 def _save_merges(path, g, m):
-    fs, p = _fs(path)
+    fs, p = filesystem(path)
     buf = io.BytesIO(); np.savez(buf, nodes=g.nodes, a=m.a, b=m.b, score=m.score)
     fs.pipe_file(p, buf.getvalue())
 
 def _load_merges(path, g):
-    fs, p = _fs(path)
+    fs, p = filesystem(path)
     if not fs.exists(p): return None
     with np.load(io.BytesIO(fs.cat_file(p))) as z:
         return Merges(z['a'], z['b'], z['score']) if np.array_equal(z['nodes'], g.nodes) else None
@@ -141,8 +141,6 @@ def agglomerate(
     raw:str|None=None, # raw EM, for a classifier trained with raw features
     block_shape:Sequence[int]|None=None, # blocks (z, y, x); default: the fragments' chunks, else the config's chunk_size
     config:Config|None=None, # pipeline config (compression, retries, workers, scheduler)
-    workers:int|None=None, # override config.num_workers
-    scheduler:str|None=None, # override config.scheduler_address
     overwrite:bool=False, # replace outputs written differently
     progress:bool=True, # show progress
 )->AgglomerationReport:
@@ -161,8 +159,8 @@ def agglomerate(
     outs = threshold_outputs(out, thresholds)
     for o in outs:
         if spec_kind(o)[0] != 'zarr': raise InputError(f"outputs are Zarr volume specs like seg.zarr/segmentation, not '{o}'")
-    bs = tuple(min(b, s) for b, s in zip(block_shape or (frags.chunks if frags.kind == 'zarr' else cfg.chunk_size), frags.shape))
-    grid = BlockGrid(frags.shape, bs)
+    grid = BlockGrid.fitted(frags.shape, block_shape or (frags.chunks if frags.kind == 'zarr' else cfg.chunk_size))
+    bs = grid.block_shape
     scorer_name = (getattr(scorer, 'fingerprint', None) or getattr(scorer, '__qualname__', repr(scorer))) if scorer else 'mean_boundary'
     base = dict(fragments=str(fragments), source=str(source), kind=kind, scorer=scorer_name)
     keys = [layout_key(grid, stage='stitch', threshold=t, **base) for t in thresholds]
@@ -170,16 +168,16 @@ def agglomerate(
     stages = {}
     with contextlib.ExitStack() as stack:
         locks = [stack.enter_context(OutputLock(o)) for o in outs]
-        stack.enter_context(shared_cluster(cfg.num_workers if workers is None else workers, None, scheduler or cfg.scheduler_address))
+        stack.enter_context(shared_cluster(cfg.num_workers, None, cfg.scheduler_address))
         vols = [prepare_output(o, k, frags.shape, frags.dtype if frags.dtype in (np.uint32, np.uint64) else np.uint64, bs, {**meta, 'attrs': {'agglomerate': {**base, 'threshold': t}}}, cfg, overwrite)
                 for o, k, t in zip(outs, keys, thresholds)]
         t1 = time.perf_counter()
-        g = region_graph(frags, src, kind, outs[0], bs, cfg, workers, scheduler, progress, lock=locks[0])
+        g = region_graph(frags, src, kind, outs[0], bs, cfg, progress, lock=locks[0])
         if len(g.nodes) == 0: raise InputError(f"{fragments} has no fragments (all 0): run `connecto fragments` first")
         stages['graph'] = time.perf_counter() - t1; t1 = time.perf_counter()
         if hasattr(scorer, 'bind'):                                 # e.g. a learned scorer: features of these volumes
             scorer = scorer.bind(fragments=frags, source=src, kind=kind, folder=f"{state_dir(outs[0])}/features", block_shape=bs,
-                                 config=cfg, workers=workers, scheduler=scheduler, progress=progress)
+                                 config=cfg, progress=progress)
         mpath = f"{state_dir(outs[0])}/merges-{layout_key(grid, stage='merges', thresholds=thresholds, **base)}.npz"
         m = _load_merges(mpath, g) if scorer is None else None
         if m is None:
@@ -190,7 +188,7 @@ def agglomerate(
         for o, vol, t, lk in zip(outs, vols, thresholds, locks):
             k = m.cut(t)
             ids = union_find(g.nodes, m.a[:k], m.b[:k])
-            relabel(frags, vol, g.nodes, ids, bs, dict(threshold=t, **base), cfg, workers, scheduler, progress, lock=lk)
+            relabel(frags, vol, g.nodes, ids, bs, dict(threshold=t, **base), cfg, progress, lock=lk)
             results.append(dict(threshold=t, out=o, segments=int(len(np.unique(ids))), merges=k))
         stages['stitch'] = time.perf_counter() - t1
     return AgglomerationReport(len(g.nodes), len(g.u), len(m), results, time.perf_counter() - t0,

@@ -120,7 +120,7 @@ def training_set(
     min_labelled:float=0.5, # see `fragment_objects`
     min_purity:float=0.5, # see `fragment_objects`
     block_shape:Sequence[int]|None=None, # blocks for the feature and table passes
-    config:Config|None=None, workers:int|None=None, scheduler:str|None=None, progress:bool=True,
+    config:Config|None=None, progress:bool=True,
 )->TrainingSet:
     "Features, labels and folds for learning to agglomerate `fragments` like `gt`."
     from connecto.features import edge_feature_table
@@ -132,8 +132,8 @@ def training_set(
         raise InputError(f"the ground truth {gt} has shape {gv.shape} but the fragments {fragments} have {fv.shape}; "
                          "they must cover the same region")
     if gv.dtype.kind not in 'ui': raise InputError(f"{gt} has dtype {gv.dtype}; ground truth is integer labels")
-    ft = edge_feature_table(fragments, source, out, kind, raw, block_shape, cfg, workers, scheduler, progress)
-    ev = evaluate(fragments, gt, block_shape, cfg, workers, scheduler, progress)
+    ft = edge_feature_table(fragments, source, out, kind, raw, block_shape, cfg, progress)
+    ev = evaluate(fragments, gt, block_shape, cfg, progress)
     if ev.table.total == 0: raise InputError(f"{gt} has no labelled voxels (all 0): nothing to learn from")
     g = ft.graph
     obj, amb = fragment_objects(ev.table, g.nodes, g.sizes, min_labelled, min_purity)
@@ -248,10 +248,10 @@ class Classifier:
                fragments, source, # fragments and boundaries/affinities (specs or `Volume`s)
                kind:str='boundaries', raw=None, # what `source` is; raw EM if the classifier needs it
                folder:str|None=None, # where the feature pass keeps its state (None: a temporary folder)
-               block_shape=None, config=None, workers=None, scheduler=None, progress:bool=True):
+               block_shape=None, config=None, progress:bool=True):
         "An edge scorer for `agglomerate`: the edge features of these inputs (blockwise), then P(split) per edge."
         return _LearnedScorer(self, dict(fragments=fragments, source=source, out=folder, kind=kind, raw=raw, block_shape=block_shape,
-                                         config=config, workers=workers, scheduler=scheduler, progress=progress))
+                                         config=config, progress=progress))
 
     def monitor(self,
                 table:'pd.DataFrame', # the new volume's edge features
@@ -315,11 +315,10 @@ class _LearnedScorer:
     @property
     def fingerprint(self)->str: return self.classifier.fingerprint
 
-    def bind(self, fragments, source, kind:str, folder:str|None=None, block_shape=None, config=None, workers=None, scheduler=None,
-             progress:bool=True):
+    def bind(self, fragments, source, kind:str, folder:str|None=None, block_shape=None, config=None, progress:bool=True):
         "This scorer on `agglomerate`'s volumes: their edge features, computed blockwise (state in `folder`)."
         return _LearnedScorer(self.classifier, {**self.kw, **dict(fragments=fragments, source=source, out=folder, kind=kind,
-                              block_shape=block_shape, config=config, workers=workers, scheduler=scheduler, progress=progress)})
+                              block_shape=block_shape, config=config, progress=progress)})
 
     def __call__(self, g):
         from connecto.features import edge_feature_table

@@ -73,6 +73,16 @@ class BlockGrid:
             raise InputError(f"halo {self.halo} is larger than the block shape {self.block_shape}; use a larger block or a smaller halo")
         self.grid_shape = tuple(-(-s // b) for s, b in zip(self.shape, self.block_shape))
 
+    @classmethod
+    def fitted(cls,
+               shape:Sequence[int], # spatial shape (z, y, x) of the volume
+               block_shape:Sequence[int], # the wanted block shape, cut to the volume where it is larger
+               halo:Sequence[int]|int=0, # context read around each core
+              )->BlockGrid:
+        "A grid of `block_shape` cut to the volume (a volume smaller than a block is one block)."
+        shape = _triple(shape, 'shape')
+        return cls(shape, tuple(min(b, s) for b, s in zip(_triple(block_shape, 'block_shape'), shape)), halo)
+
     def __len__(self): return int(np.prod(self.grid_shape))
     def __repr__(self): return f"BlockGrid(shape={self.shape}, block_shape={self.block_shape}, halo={self.halo}, blocks={len(self)})"
 

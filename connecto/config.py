@@ -45,6 +45,8 @@ class Config(BaseModel):
     use_memory_mapping: bool = Field(True, description='memory-map uncompressed sources (.npy, plain TIFF)')
     cache_size_gb: float = Field(1.0, ge=0, description='chunk cache in GiB, per process: HDF5 sources and decoded Zarr chunks shared by overlapping (halo) reads')
     max_retries: int = Field(3, ge=0, description='retries of a failing block before it counts as failed')
+    retry_backoff: float = Field(0.5, gt=0, description='seconds before the first retry of a block; doubles with each retry')
+    worker_timeout: float = Field(120., gt=0, description='seconds a run waits with no Dask worker before it fails')
     checkpoint_interval: int = Field(100, gt=0, description='units of work between checkpoints (training iterations; completed blocks between ledger flushes)')
     storage_backend: Literal['local', 'fsspec'] = Field('local', description='local disk, or any fsspec URL (s3://, gs://, ...)')
     storage_path: str = Field('connecto-data', description='where volumes and run folders are written')

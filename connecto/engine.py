@@ -4,22 +4,22 @@
 
 # %% ../nbs/03_engine.ipynb #708e6791
 from __future__ import annotations
-import contextlib, contextvars, functools, io, itertools, json, logging, os, random, socket, sys, threading, time, uuid
+import contextlib, contextvars, functools, io, itertools, json, logging, os, random, shutil, socket, sys, threading, time, uuid
 import cloudpickle, psutil
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable
 import fsspec
 import numpy as np
 from .config import InputError, WorkFailed
 from .blocks import BlockGrid, layout_key
 from . import telemetry
 
-log = logging.getLogger('connecto.engine')
+_log = logging.getLogger('connecto.engine')
 
 # %% auto #0
-__all__ = ['log', 'HEAP_ENVIRON', 'state_dir', 'OutputBusy', 'OutputLock', 'put_atomic', 'Ledger', 'BlockTables',
-           'prepare_output', 'RunReport', 'heap_reuse', 'dask_client', 'shared_cluster', 'shared_cluster_settings',
-           'run_blockwise', 'run_stage', 'is_complete', 'prefetch', 'compiled']
+__all__ = ['state_dir', 'filesystem', 'OutputBusy', 'OutputLock', 'Ledger', 'BlockTables', 'prepare_output', 'RunReport',
+           'heap_reuse', 'dask_client', 'shared_cluster', 'shared_cluster_settings', 'OutputSpec', 'Task',
+           'run_blockwise', 'prefetch', 'compiled']
 
 # %% ../nbs/03_engine.ipynb #db30f083
 def state_dir(
@@ -28,8 +28,10 @@ def state_dir(
     "The folder holding the output's ledger and lock."
     return str(output).rstrip('/') + '/.connecto'
 
-def _fs(path):
-    "The fsspec filesystem and path for `path`; an unknown protocol or a missing backend is an InputError."
+def filesystem(
+    path:str, # a path or fsspec URL
+)->tuple:
+    "(the fsspec filesystem, the path in it) for `path`; an unknown protocol or a missing backend is an InputError."
     try: return fsspec.core.url_to_fs(str(path))
     except (ImportError, ValueError) as e: raise InputError(f"{path}: {e}") from None
 
@@ -93,7 +95,7 @@ class OutputLock:
     "An exclusive lock on an output volume, held for the duration of a run."
     def __init__(self, output:str, lease_seconds:float=90.):
         self.output, self.lease = str(output), lease_seconds
-        self.fs, root = _fs(state_dir(output))
+        self.fs, root = filesystem(state_dir(output))
         self.path = root + '/lock'
         self.protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self.local = 'file' in self.protocols
@@ -122,7 +124,7 @@ class OutputLock:
         name = self.protocols[0]
         if name in _BEST_EFFORT: return
         _BEST_EFFORT.add(name)
-        log.warning(f"the output lock on {name}:// is best-effort{self._why}: it reads the lease and then writes it, so two runs "
+        _log.warning(f"the output lock on {name}:// is best-effort{self._why}: it reads the lease and then writes it, so two runs "
                     "started on one output at the same moment can both take it; start one run per output")
 
     def acquire(self):
@@ -168,7 +170,7 @@ class OutputLock:
         if age >= self.lease: return True
         if info.get('host') == socket.gethostname() and not psutil.pid_exists(int(info.get('pid') or 0)): return True
         if age < self.lease / 2: return False                       # renewed recently: a live run
-        log.warning(f"the lock of {self.output} was last renewed {age:.0f} s ago by a run that seems dead (pid {info.get('pid')} on "
+        _log.warning(f"the lock of {self.output} was last renewed {age:.0f} s ago by a run that seems dead (pid {info.get('pid')} on "
                     f"{info.get('host')}); waiting {self.lease - age:.0f} s for its lease to run out")
         time.sleep(self.lease - age)
         return self._holder().get('token') == info.get('token')    # nobody else took it meanwhile
@@ -207,7 +209,7 @@ class OutputLock:
     def __exit__(self, *exc): self.release()
 
 # %% ../nbs/03_engine.ipynb #3116f27d
-def put_atomic(fs, path:str, data:bytes):
+def _put_atomic(fs, path:str, data:bytes):
     "Write `data` to `path` whole or not at all: a temporary file renamed on local disk (object stores write whole objects)."
     fs.makedirs(path.rsplit('/', 1)[0], exist_ok=True)
     if 'file' in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
@@ -227,7 +229,7 @@ class Ledger:
                  checkpoint_interval:int=100, # completed blocks between flushes
                  flush_seconds:float=5., # and at most this many seconds between flushes
                 ):
-        self.fs, root = _fs(state_dir(output))
+        self.fs, root = filesystem(state_dir(output))
         self.dir, self.key, self.n = f"{root}/ledger-{key}", key, n_blocks
         self.every, self.flush_seconds = checkpoint_interval, flush_seconds
         self._buf, self._last, self._flushes = [], time.monotonic(), 0
@@ -250,7 +252,7 @@ class Ledger:
 
     def _write_segment(self, ids, name=None):
         name = name or f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.u64"
-        put_atomic(self.fs, f"{self.dir}/{name}", np.asarray(ids, '<u8').tobytes())
+        _put_atomic(self.fs, f"{self.dir}/{name}", np.asarray(ids, '<u8').tobytes())
 
     def _compact(self, done, segs):
         self._write_segment(np.flatnonzero(done), f"{time.time_ns():020d}-compact.u64")
@@ -304,13 +306,13 @@ class BlockTables:
                  output:str, # output volume path or URL (or any folder)
                  name:str, # the table set, e.g. `graph-<key>`
                 ):
-        self.fs, root = _fs(state_dir(output))
+        self.fs, root = filesystem(state_dir(output))
         self.dir = f"{root}/tables-{name}"
 
     def write(self, block_id:int, compress:bool=False, **arrays):
         "Store the arrays of block `block_id` (replacing an earlier write), zip-compressed if `compress`."
         buf = io.BytesIO(); (np.savez_compressed if compress else np.savez)(buf, **arrays)
-        put_atomic(self.fs, f"{self.dir}/{block_id:012d}.npz", buf.getvalue())
+        _put_atomic(self.fs, f"{self.dir}/{block_id:012d}.npz", buf.getvalue())
 
     def read(self, block_id:int)->dict:
         "The arrays of block `block_id`."
@@ -380,6 +382,12 @@ class RunReport:
     seconds: float = 0.
     voxels: int = 0
     workers: str = ''
+    extras: dict = field(default_factory=dict) # the stage's own figures (`Task.extras`), e.g. fragments
+
+    def __getattr__(self, name):                                    # the extras read as attributes: `report.fragments`
+        extras = self.__dict__.get('extras') or {}
+        if name in extras: return extras[name]
+        raise AttributeError(f"'RunReport' object has no attribute '{name}'")
 
     @property
     def voxels_per_second(self)->float: return self.voxels / self.seconds if self.seconds else 0.
@@ -387,7 +395,8 @@ class RunReport:
     def ok(self)->bool: return self.blocks_failed == 0 and self.blocks_done + self.blocks_skipped == self.blocks_total
 
     def to_dict(self)->dict:
-        return {**asdict(self), 'voxels_per_second': round(self.voxels_per_second, 1), 'ok': self.ok}
+        d = asdict(self); extras = d.pop('extras')
+        return {**d, **extras, 'voxels_per_second': round(self.voxels_per_second, 1), 'ok': self.ok}
 
     def summary(self)->str:
         "One line for humans."
@@ -408,12 +417,12 @@ def _environ_kept():
         os.environ.update(before)
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4         # mallopt's parameters (malloc.h)
-HEAP_ENVIRON = {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**30), 'MALLOC_ARENA_MAX': '1'}
-_MALLOC_VARS = (*HEAP_ENVIRON, 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TOP_PAD_')
+_HEAP_ENVIRON = {'MALLOC_MMAP_MAX_': '0', 'MALLOC_TRIM_THRESHOLD_': str(2**30), 'MALLOC_ARENA_MAX': '1'}
+_MALLOC_VARS = (*_HEAP_ENVIRON, 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TOP_PAD_')
 
 def _user_heap()->bool:
     "Whether the environment has heap settings of its own (not those connecto gives its workers, which Dask's Nanny also writes here)."
-    return (any(k in os.environ and os.environ[k] != HEAP_ENVIRON.get(k) for k in _MALLOC_VARS)
+    return (any(k in os.environ and os.environ[k] != _HEAP_ENVIRON.get(k) for k in _MALLOC_VARS)
             or 'glibc.malloc' in os.environ.get('GLIBC_TUNABLES', ''))
 
 @functools.cache
@@ -453,8 +462,8 @@ def heap_reuse():
 
 def _worker_environ()->dict:
     """Dask's pre-spawn variables for connecto's worker processes: not Dask's `MALLOC_TRIM_THRESHOLD_=65536` (None removes
-    it) but `HEAP_ENVIRON`, unless the environment has heap settings of its own (the workers inherit those)."""
-    return {f'distributed.nanny.pre-spawn-environ.{k}': None if _user_heap() else v for k, v in HEAP_ENVIRON.items()}
+    it) but `_HEAP_ENVIRON`, unless the environment has heap settings of its own (the workers inherit those)."""
+    return {f'distributed.nanny.pre-spawn-environ.{k}': None if _user_heap() else v for k, v in _HEAP_ENVIRON.items()}
 
 @contextlib.contextmanager
 def dask_client(
@@ -467,7 +476,7 @@ def dask_client(
     import dask
     from dask.system import CPU_COUNT       # the cores this process may use (affinity and cgroup limits), not the host's
     from distributed import Client, LocalCluster
-    if not log.isEnabledFor(logging.DEBUG):
+    if not _log.isEnabledFor(logging.DEBUG):
         for name in ('distributed', 'distributed.scheduler', 'distributed.worker', 'distributed.nanny', 'distributed.core', 'distributed.http.proxy',
                      'asyncio'):   # a cluster closed on a busy machine can leave a timed-out task that asyncio reports at exit
             logging.getLogger(name).setLevel(logging.CRITICAL)   # block errors are the engine's to report
@@ -549,7 +558,7 @@ def _release(client, run_id:str):
     "Forget the run's kwargs on every worker, so that a cluster shared by several stages does not keep old chunk caches."
     _forget(run_id)
     try: client.run(_forget, run_id)
-    except Exception as e: log.debug("could not release run %s on the workers: %s", run_id, e)
+    except Exception as e: _log.debug("could not release run %s on the workers: %s", run_id, e)
 
 def _describe(e:BaseException)->str: return ' '.join(f"{type(e).__name__}: {e}".split())[:500]   # one line
 
@@ -599,10 +608,10 @@ class _Run:
             telemetry.CHUNK_RETRIES.labels(self.r.stage).inc()
             delay = min(60., self.backoff * 2 ** (a - 1)) * random.uniform(0.8, 1.2)
             self.retry_at.append((time.monotonic() + delay, bid))
-            log.info('block %d failed (%s); retry %d/%d in %.1f s', bid, _describe(exc), a, self.max_retries, delay)
+            _log.info('block %d failed (%s); retry %d/%d in %.1f s', bid, _describe(exc), a, self.max_retries, delay)
         else:
             self.r.blocks_failed += 1; self.r.failed_blocks.append(int(bid))
-            log.info('block %d failed %d times, giving up: %s', bid, a, _describe(exc))
+            _log.info('block %d failed %d times, giving up: %s', bid, a, _describe(exc))
         self.bar.set_postfix(retried=self.r.blocks_retried, failed=self.r.blocks_failed, refresh=False)
 
     def on_finished(self, fut, result):
@@ -667,7 +676,64 @@ def _loop(run:_Run, todo):
             time.sleep(max(0.001, min(0.5, wake - time.monotonic()))); continue
         for fut, result in batch: run.on_finished(fut, result)
 
-# %% ../nbs/03_engine.ipynb #7fee221c
+# %% ../nbs/03_engine.ipynb #877f8d81
+@dataclass
+class OutputSpec:
+    "The volume a task writes: created by `Task.prepare` (or resumed when this task wrote it)."
+    shape:tuple # volume shape (channels first, if any)
+    dtype:str # numpy dtype
+    chunks:tuple # storage chunks (z, y, x)
+    meta:dict # voxel_size, offset, units, attrs
+
+# %% ../nbs/03_engine.ipynb #bffb657d
+@dataclass(eq=False)
+class Task:
+    "One blockwise stage run: the grid, the function of one block and its inputs, the output and what keys its ledger."
+    stage:str # name in the ledger key, progress, logs and metrics
+    grid:BlockGrid # the block layout
+    output:str # the output volume's path or URL: holds the ledger, locked while the task runs
+    process_block:Callable # `process_block(block, **kwargs)`: reads the block's context, writes its core
+    kwargs:dict=field(default_factory=dict) # passed to `process_block` (volumes, parameters); must pickle for worker processes
+    params:dict|None=None # what defines the result besides the layout (hashed into the ledger key); default: `kwargs` as text
+    spec:OutputSpec|None=None # the volume to create at `output`; None: `process_block` writes elsewhere (tables)
+    output_arg:str='dst' # the name under which `process_block` gets the output volume
+    overwrite:bool=False # replace an output written differently
+    order:Any=None # the order of submission: a permutation of the block ids (default: C order; see `blocks.sweep_order`)
+    threads:int|None=None # threads (no worker processes) or threads per worker process
+    max_in_flight:int|None=None # blocks submitted at once; default: 4 per thread (queued blocks hold no data)
+    extras:Callable|None=None # extras(task) -> dict for the report, once every block is done
+
+    @functools.cached_property
+    def key(self)->str:
+        "The ledger key: the grid and the parameters, hashed."
+        params = self.params if self.params is not None else {k: repr(v) for k, v in self.kwargs.items()}
+        return layout_key(self.grid, **{'stage': self.stage, **params})
+
+    def ledger(self, checkpoint_interval:int=100)->Ledger: return Ledger(self.output, self.key, len(self.grid), checkpoint_interval)
+
+    @property
+    def done(self)->bool:
+        "True when a run of this task finished every block."
+        return self.ledger().complete
+
+    def prepare(self, config=None):
+        "Create, resume or refuse the output volume (the caller holds the output's lock); the volume, or None without a spec."
+        if self.spec is None: return None
+        if self.output_arg not in self.kwargs:
+            s = self.spec
+            self.kwargs[self.output_arg] = prepare_output(self.output, self.key, s.shape, s.dtype, s.chunks, s.meta, config or _config(),
+                                                          self.overwrite)
+        return self.kwargs[self.output_arg]
+
+    def run(self, config=None, progress:bool=True, **kwargs)->RunReport:
+        "`run_blockwise(self, config, ...)`."
+        return run_blockwise(self, config, progress, **kwargs)
+
+def _config():
+    from connecto.config import Config
+    return Config()
+
+# %% ../nbs/03_engine.ipynb #aca09b78
 def _ordered(n:int, block_ids, order)->np.ndarray:
     "The ids of the blocks to run (`block_ids`, default all `n`), in `order` when given."
     ids = np.arange(n) if block_ids is None else np.asarray(block_ids, np.int64)
@@ -698,92 +764,74 @@ def _spread(
     home = np.full(n, -1, np.int32); home[ids] = part
     return ids[np.lexsort((part, progress))], home, addrs
 
+# %% ../nbs/03_engine.ipynb #cf7968ee
+def _execute(task:Task, cfg, todo:np.ndarray, ledger:Ledger, report:RunReport, progress:bool, client, held):
+    "Run the blocks `todo` of `task` on Dask: the cluster of `client`, of the enclosing `shared_cluster`, or one of the config's."
+    shared = _SHARED.get()
+    ctx = (contextlib.nullcontext(client) if client is not None else contextlib.nullcontext(shared.get()) if shared
+           else dask_client(cfg.num_workers, task.threads, cfg.scheduler_address))
+    with ctx as c:
+        ws = c.scheduler_info(n_workers=-1)['workers']
+        nthreads, nw = sum(w['nthreads'] for w in ws.values()) or 1, len(ws)
+        report.workers = f"{nw} worker{'s' * (nw != 1)}, {nthreads} thread{'s' * (nthreads != 1)}"
+        # kwargs travel pickled with each task (a few kB) and are unpickled once per worker process; unlike
+        # scattered data they survive workers that leave and join
+        payload = (uuid.uuid4().hex, cloudpickle.dumps(task.kwargs))
+        run = _Run(task.process_block, task.grid, payload, c, ledger, report, cfg.max_retries, cfg.retry_backoff,
+                   task.max_in_flight or 4 * nthreads, progress, cfg.worker_timeout, held)
+        local = all(a.startswith('inproc://') for a in ws)    # the blocks run in threads of this process
+        if not local: todo, run.home, run.addrs = _spread(todo, {a: w['nthreads'] for a, w in ws.items()}, len(task.grid))
+        try:
+            with heap_reuse() if local else contextlib.nullcontext(): _loop(run, todo)
+        finally:
+            run.close(); ledger.flush()
+            _release(c, payload[0])
+
+def _new_top(output:str)->str|None:
+    "The outermost folder of a local `output` path that does not exist yet (what a run creates), or None."
+    if '://' in str(output) or os.path.exists(output): return None
+    p = os.path.abspath(output)
+    while not os.path.exists(os.path.dirname(p)): p = os.path.dirname(p)
+    return p
+
 def run_blockwise(
-    process_block:Callable, # `process_block(block, **kwargs)`: reads the block's context, writes its core
-    grid:BlockGrid, # the block layout
-    output:str, # the output volume's path or URL: holds the ledger and is locked during the run
-    kwargs:dict|None=None, # passed to `process_block` (volumes, parameters); must pickle for worker processes
-    params:dict|None=None, # what defines the result besides the layout (hashed into the ledger key); default: `kwargs` as text
-    stage:str='blockwise', # name in the ledger key, progress, logs and metrics
-    workers:int=0, # 0: threads in this process; N: a LocalCluster of N worker processes
-    threads:int|None=None, # threads (workers=0) or threads per worker process
-    scheduler:str|None=None, # address of an existing Dask scheduler (wins over `workers`)
-    client=None, # an existing `distributed.Client` to use as it is (default: the `shared_cluster`'s, if any)
-    max_retries:int=3, # retries of a failing block before it counts as failed
-    retry_backoff:float=0.5, # seconds before the first retry; doubles each time
-    max_in_flight:int|None=None, # blocks submitted at once; default: 4 per thread (queued blocks hold no data)
-    checkpoint_interval:int=100, # completed blocks between ledger flushes
-    block_ids=None, # only these blocks (default: all)
-    order=None, # the order in which blocks are submitted: a permutation of all block ids (default: C order; see `blocks.sweep_order`)
+    task:Task, # what to run
+    config=None, # the pipeline `Config`: workers, scheduler, retries, backoff, ledger flushes (default: `Config()`)
     progress:bool=True, # show a progress bar (terminal or Jupyter widget)
-    worker_timeout:float=120., # fail when the cluster has no worker for this long
+    client=None, # an existing `distributed.Client` to use as it is (default: the `shared_cluster`'s, if any)
+    block_ids=None, # only these blocks (default: all)
     raise_on_failure:bool=True, # raise `WorkFailed` when blocks failed (else just report)
     lock:bool|OutputLock=True, # take the output's lock; or the `OutputLock` the caller holds (renewed during the run); False: none
 )->RunReport:
-    "Run `process_block` on every block of `grid` that the ledger of `output` does not list as done."
-    kwargs = kwargs or {}
-    params = params if params is not None else {k: repr(v) for k, v in kwargs.items()}
-    key = layout_key(grid, **{'stage': stage, **params})
-    report = RunReport(stage, str(output), key, blocks_total=len(grid))
+    "Run `task` on every block that its ledger does not list as done; workers and scheduler come from `config`."
+    cfg = config or _config()
+    made = _new_top(task.output) if lock is True else None         # what to remove if the input is refused mid-run
+    report = RunReport(task.stage, str(task.output), task.key, blocks_total=len(task.grid))
     t0 = time.perf_counter()
-    locking = contextlib.nullcontext(lock) if isinstance(lock, OutputLock) else OutputLock(output) if lock else contextlib.nullcontext()
+    locking = contextlib.nullcontext(lock) if isinstance(lock, OutputLock) else OutputLock(task.output) if lock else contextlib.nullcontext()
     with locking as held:
-        ledger = Ledger(output, key, len(grid), checkpoint_interval)
+        task.prepare(cfg)
+        ledger = task.ledger(cfg.checkpoint_interval)
         done = ledger.load(progress)
-        ids = _ordered(len(grid), block_ids, order)
+        ids = _ordered(len(task.grid), block_ids, task.order)
         todo = ids[~done[ids]]
         report.blocks_skipped = int(len(ids) - len(todo)); report.blocks_total = int(len(ids))
-        telemetry.CHUNKS_SKIPPED.labels(stage).inc(report.blocks_skipped)
-        if len(todo):
-            shared = _SHARED.get()
-            ctx = (contextlib.nullcontext(client) if client is not None else contextlib.nullcontext(shared.get()) if shared
-                   else dask_client(workers, threads, scheduler))
-            with ctx as c:
-                ws = c.scheduler_info(n_workers=-1)['workers']
-                nthreads, nw = sum(w['nthreads'] for w in ws.values()) or 1, len(ws)
-                report.workers = f"{nw} worker{'s' * (nw != 1)}, {nthreads} thread{'s' * (nthreads != 1)}"
-                # kwargs travel pickled with each task (a few kB) and are unpickled once per worker process; unlike
-                # scattered data they survive workers that leave and join
-                payload = (uuid.uuid4().hex, cloudpickle.dumps(kwargs))
-                run = _Run(process_block, grid, payload, c, ledger, report, max_retries, retry_backoff,
-                           max_in_flight or 4 * nthreads, progress, worker_timeout, held)
-                local = all(a.startswith('inproc://') for a in ws)    # the blocks run in threads of this process
-                if not local: todo, run.home, run.addrs = _spread(todo, {a: w['nthreads'] for a, w in ws.items()}, len(grid))
-                try:
-                    with heap_reuse() if local else contextlib.nullcontext(): _loop(run, todo)
-                finally:
-                    run.close(); ledger.flush()
-                    _release(c, payload[0])
-                    report.seconds = time.perf_counter() - t0
-        report.seconds = time.perf_counter() - t0
+        telemetry.CHUNKS_SKIPPED.labels(task.stage).inc(report.blocks_skipped)
+        try:
+            if len(todo): _execute(task, cfg, todo, ledger, report, progress, client, held)
+        except InputError:                          # bad input found in a block (NaN, a corrupt chunk): leave nothing this run made
+            if made: shutil.rmtree(made, ignore_errors=True)
+            raise
+        finally: report.seconds = time.perf_counter() - t0
         report.failed_blocks.sort()
         if report.ok and block_ids is None: ledger.mark_complete(report.to_dict())
-    log.info(report.summary())
+    if report.ok and task.extras: report.extras = task.extras(task)
+    _log.info(report.summary())
     if report.blocks_failed and raise_on_failure:
-        raise WorkFailed(f"{report.blocks_failed} of {report.blocks_total} blocks failed after {max_retries} retries "
+        raise WorkFailed(f"{report.blocks_failed} of {report.blocks_total} blocks failed after {cfg.max_retries} retries "
                          f"(blocks {_id_list(report.failed_blocks)}); first error: {report.errors[str(report.failed_blocks[0])]}. "
                          "Fix the cause and re-run: finished blocks are skipped", report)
     return report
-
-# %% ../nbs/03_engine.ipynb #350f2269
-def run_stage(
-    process_block:Callable, # `process_block(block, **kwargs)`
-    grid:BlockGrid, # the block layout
-    output:str, # the output (ledger and lock)
-    config, # the pipeline `Config`: workers, scheduler, retries, checkpoint interval
-    workers:int|None=None, # override config.num_workers
-    scheduler:str|None=None, # override config.scheduler_address
-    **kwargs, # the rest of `run_blockwise`'s arguments (kwargs, params, stage, progress, lock, ...)
-)->RunReport:
-    "`run_blockwise` with the execution settings of a pipeline config, which the command line may override."
-    return run_blockwise(process_block, grid, output, workers=config.num_workers if workers is None else workers,
-                         scheduler=scheduler or config.scheduler_address, max_retries=config.max_retries,
-                         checkpoint_interval=config.checkpoint_interval, **kwargs)
-
-# %% ../nbs/03_engine.ipynb #197453cd
-def is_complete(output:str, grid:BlockGrid, stage:str, params:dict)->bool:
-    "True if a run of `stage` with this layout and `params` finished every block of `output`."
-    return Ledger(output, layout_key(grid, **{'stage': stage, **params}), len(grid)).complete
 
 # %% ../nbs/03_engine.ipynb #cf1169fe
 _COMPILED = {}

@@ -11,7 +11,7 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid
 from .volume import Volume, open_volume
-from .engine import BlockTables, run_stage
+from .engine import BlockTables, Task
 
 # %% auto #0
 __all__ = ['Contingency', 'scores', 'voi', 'arand', 'worst_errors', 'plot_errors', 'contingency_block', 'Evaluation', 'evaluate']
@@ -169,8 +169,6 @@ def evaluate(
     gt:str, # ground-truth volume spec (label 0 ignored)
     block_shape:Sequence[int]|None=None, # blocks (z, y, x); default: the config's chunk_size
     config:Config|None=None, # pipeline config (workers, scheduler, temp_dir)
-    workers:int|None=None, # override config.num_workers
-    scheduler:str|None=None, # override config.scheduler_address
     progress:bool=True, # show progress
 )->Evaluation:
     "VOI split/merge and adapted Rand error of `seg` against `gt`, blockwise."
@@ -178,12 +176,11 @@ def evaluate(
     s, g = _open_labels(seg, 'the segmentation', cfg), _open_labels(gt, 'the ground truth', cfg)
     if s.shape != g.shape: raise InputError(f"the segmentation {seg} has shape {s.shape} but the ground truth {gt} has {g.shape}; "
                                             "evaluate volumes of the same region")
-    grid = BlockGrid(s.shape, tuple(min(b, n) for b, n in zip(block_shape or cfg.chunk_size, s.shape)))
+    grid = BlockGrid.fitted(s.shape, block_shape or cfg.chunk_size)
     scratch = tempfile.mkdtemp(prefix='connecto-evaluate-', dir=cfg.scratch)
     try:
         tables = BlockTables(scratch, 'contingency')
-        report = run_stage(contingency_block, grid, scratch, cfg, workers, scheduler, kwargs=dict(seg=s, gt=g, tables=tables), params={},
-                           stage='evaluate', progress=progress)
+        report = Task('evaluate', grid, scratch, contingency_block, dict(seg=s, gt=g, tables=tables), params={}).run(cfg, progress)
         c = tables.concat()
         t = Contingency.reduce(c['seg'], c['gt'], c['count'])
     finally: shutil.rmtree(scratch, ignore_errors=True)

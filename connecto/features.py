@@ -10,7 +10,7 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, layout_key
 from .volume import Volume, open_volume
-from .engine import BlockTables, OutputLock, run_stage
+from .engine import BlockTables, OutputLock, Task
 from .maps import LEVELS, check_map
 from .graph import BINS, RegionGraph, contact_table, region_graph
 
@@ -179,8 +179,6 @@ def edge_feature_table(
     raw:str|Volume|None=None, # raw EM for intensity features
     block_shape:Sequence[int]|None=None, # blocks (z, y, x); default: the fragments' chunks, else the config's chunk_size
     config:Config|None=None, # pipeline config (retries, workers, scheduler, cache)
-    workers:int|None=None, # override config.num_workers
-    scheduler:str|None=None, # override config.scheduler_address
     progress:bool=True, # show progress
     graph:RegionGraph|None=None, # the region graph of these inputs, if it is at hand (else computed here)
 )->FeatureTable:
@@ -199,15 +197,14 @@ def edge_feature_table(
     tmp = None if out else tempfile.mkdtemp(prefix='connecto-features-')
     state = str(out or tmp)
     try:
-        bs = tuple(min(b, s) for b, s in zip(block_shape or (frags.chunks if frags.kind == 'zarr' else cfg.chunk_size), frags.shape))
+        bs = BlockGrid.fitted(frags.shape, block_shape or (frags.chunks if frags.kind == 'zarr' else cfg.chunk_size)).block_shape
         with OutputLock(state) as held:
-            g = graph or region_graph(frags, src, kind, state, bs, cfg, workers, scheduler, progress, lock=held)
+            g = graph or region_graph(frags, src, kind, state, bs, cfg, progress, lock=held)
             if len(g.u) == 0: raise InputError(f"{frags.spec} has no edges (fewer than two touching fragments): nothing to learn or score")
             grid = BlockGrid(frags.shape, bs)
             params = dict(stage='features', fragments=frags.spec, raw=None if rw is None else rw.spec, voxel_size=list(frags.voxel_size))
             tables = BlockTables(state, 'features-' + layout_key(grid, **params))
-            run_stage(feature_block, grid, state, cfg, workers, scheduler, kwargs=dict(fragments=frags, raw=rw, tables=tables),
-                      params=params, stage='features', progress=progress, lock=held)
+            Task('features', grid, state, feature_block, dict(fragments=frags, raw=rw, tables=tables), params).run(cfg, progress, lock=held)
             t = tables.concat()
         moments = _reduce_moments(t['nodes'], t['moments'], g.nodes)
         raw_g = None if rw is None else RegionGraph.reduce(t['nodes'], t['moments'][:, 0], {k[4:]: v for k, v in t.items() if k.startswith('raw_')})

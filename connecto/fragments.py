@@ -8,10 +8,10 @@ import threading
 from typing import Sequence
 import numpy as np
 from .config import Config, InputError
-from .blocks import BlockGrid, Roi, layout_key
+from .blocks import BlockGrid, Roi
 from .volume import Volume, open_volume, spec_kind
-from .engine import BlockTables, OutputLock, RunReport, compiled, prefetch, prepare_output, run_stage
-from .maps import _levels, affinity_levels, boundary_levels, check_map, pair_affinities
+from .engine import BlockTables, OutputSpec, RunReport, Task, compiled, prefetch
+from .maps import flood_levels, affinity_levels, boundary_levels, check_map, pair_affinities
 from .graph import core_tables, fragment_tables
 
 # %% auto #0
@@ -234,7 +234,7 @@ def watershed_fragments(
 )->np.ndarray:
     "Seeded watershed fragments: uint32 labels 1..n, 0 where no seed could be reached (all-boundary regions)."
     import fastremap
-    frags = _watershed(boundary, _levels(boundary), threshold, seeds, seed_radius, min_size, sampling, in_xy)
+    frags = _watershed(boundary, flood_levels(boundary), threshold, seeds, seed_radius, min_size, sampling, in_xy)
     return fastremap.renumber(frags, in_place=True)[0]
 
 def _watershed(boundary, levels, threshold=0.5, seeds='minima', seed_radius=2., min_size=20, sampling=(1., 1., 1.), in_xy=False):
@@ -336,6 +336,11 @@ def _halo(halo, block_shape):
     h = (int(halo),) * 3 if np.isscalar(halo) else tuple(int(v) for v in halo)
     return tuple(min(a, b) for a, b in zip(h, block_shape))
 
+def _count_fragments(task)->dict:
+    "The number of fragments, from the block tables (not `concat`: the tables hold the graph too)."
+    tables = task.kwargs['tables']
+    return {'fragments': sum(int(tables.read(b)['fragments'][0]) for b in tables.block_ids())}
+
 def fragments(
     src:str, # boundary map (z, y, x; 1 = boundary) or affinities (3, z, y, x; 1 = same object)
     dst:str, # output Zarr spec for the fragments (uint32 when the blocks' id ranges end below 2**32, else uint64)
@@ -348,12 +353,10 @@ def fragments(
     min_size:int=20, # smaller fragments are merged into a neighbour
     in_xy:bool=False, # fragments per z section
     config:Config|None=None, # pipeline config (compression, retries, workers, scheduler)
-    workers:int|None=None, # override config.num_workers
-    scheduler:str|None=None, # override config.scheduler_address
     overwrite:bool=False, # replace an existing output written differently
     progress:bool=True, # show progress
 )->RunReport:
-    "Seeded-watershed fragments of `src`, blockwise and resumable; `report.fragments` counts them."
+    "Seeded-watershed fragments of `src`, blockwise and resumable; `report.extras['fragments']` counts them."
     cfg = config or Config()
     source = open_volume(src, cache_size_gb=cfg.cache_size_gb)
     check_map(source, kind)
@@ -362,24 +365,22 @@ def fragments(
     if not 0 < threshold <= 1: raise InputError(f"threshold {threshold} must lie in (0, 1]")
     if seeds not in SEEDS: raise InputError(f"unknown seeds '{seeds}'; use one of {', '.join(SEEDS)}")
     shape = source.spatial_shape
-    bs = tuple(min(b, s) for b, s in zip(block_shape or cfg.chunk_size, shape))
+    grid = BlockGrid.fitted(shape, block_shape or cfg.chunk_size)
+    bs = grid.block_shape
     grid = BlockGrid(shape, bs, _halo(halo, bs))
     wparams = dict(threshold=float(threshold), seeds=seeds, seed_radius=float(seed_radius), min_size=int(min_size),
                    sampling=tuple(source.voxel_size), in_xy=bool(in_xy))
     params = dict(stage='fragments', src=str(src), kind=kind, shape=list(source.shape), dtype=str(source.dtype), **wparams)
-    key = layout_key(grid, **params)
-    with OutputLock(dst) as held:
-        graph = min(grid.halo) >= 1                                 # the core's faces and the data across them are in the context
-        layout = {'fragments_layout': {'block_shape': list(bs), 'halo': list(grid.halo), 'source_stamp': source.stamp()}} if graph else {}
-        out = prepare_output(dst, key, shape, id_dtype(len(grid) * int(np.prod(bs))), bs, dict(voxel_size=source.voxel_size, offset=source.offset,
-                             units=source.units, attrs={'fragments': params, **layout}), cfg, overwrite)
-        tables, faces = fragment_tables(dst, key)
-        report = run_stage(fragment_block, grid, dst, cfg, workers, scheduler, params=params, stage='fragments',
-                           kwargs=dict(src=source, dst=out, tables=tables, kind=kind, id_stride=int(np.prod(bs)),
-                                       faces=faces if graph else None, **wparams),
-                           progress=progress, lock=held, order=source.block_order(grid))
-    report.fragments = sum(int(tables.read(b)['fragments'][0]) for b in tables.block_ids())    # not `concat`: the tables hold the graph too
-    if report.fragments == 0:
+    graph = min(grid.halo) >= 1                                     # the core's faces and the data across them are in the context
+    layout = {'fragments_layout': {'block_shape': list(bs), 'halo': list(grid.halo), 'source_stamp': source.stamp()}} if graph else {}
+    spec = OutputSpec(shape, id_dtype(len(grid) * int(np.prod(bs))), bs, dict(voxel_size=source.voxel_size, offset=source.offset,
+                      units=source.units, attrs={'fragments': params, **layout}))
+    task = Task('fragments', grid, dst, fragment_block, dict(src=source, kind=kind, id_stride=int(np.prod(bs)), **wparams), params, spec,
+                overwrite=overwrite, order=source.block_order(grid), extras=_count_fragments)
+    tables, faces = fragment_tables(dst, task.key)
+    task.kwargs.update(tables=tables, faces=faces if graph else None)
+    report = task.run(cfg, progress)
+    if report.extras['fragments'] == 0:
         raise InputError(f"no fragments: every voxel of {src} is a boundary (>= threshold {threshold}), so no seed exists. "
                          "Check that the map means 1 = boundary (affinities: --affinities) or raise --threshold; a model trained too briefly "
                          "predicts this too: train it longer")

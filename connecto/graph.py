@@ -10,7 +10,7 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, layout_key
 from .volume import Volume
-from .engine import BlockTables, compiled, run_stage
+from .engine import BlockTables, Task, compiled
 from .maps import LEVELS, pair_affinities
 
 # %% auto #0
@@ -198,13 +198,12 @@ def fused_tables(
 )->tuple|None:
     """The core and face tables the fragments stage made, if it made `fragments` from `source` (same `kind`, not written anew
     since: `Volume.stamp`) on the same blocks; else None."""
-    from connecto.engine import is_complete
-    attrs = getattr(fragments._r, 'attrs', {})
+    attrs = fragments.attrs
     p, layout, key = attrs.get('fragments'), attrs.get('fragments_layout'), attrs.get('run_key')
     if not (p and layout and key) or p.get('src') != source.spec or p.get('kind') != kind: return None
     if tuple(layout['block_shape']) != grid.block_shape or tuple(fragments.shape) != grid.shape: return None
     if layout.get('source_stamp') is None or layout['source_stamp'] != source.stamp(): return None   # rewritten since, or unknown
-    if not is_complete(fragments.spec, BlockGrid(grid.shape, layout['block_shape'], layout['halo']), p['stage'], p): return None
+    if not Task(p['stage'], BlockGrid(grid.shape, layout['block_shape'], layout['halo']), fragments.spec, None, params=p).done: return None
     cores, faces = fragment_tables(fragments.spec, key)
     return (cores, faces) if 'u' in cores.read(0) and faces.block_ids() else None
 
@@ -241,8 +240,6 @@ def region_graph(
     state:str, # output whose state folder holds the block tables (and whose lock the caller holds)
     block_shape:Sequence[int], # blocks (z, y, x)
     config:Config|None=None, # retries, workers, scheduler
-    workers:int|None=None, # override config.num_workers
-    scheduler:str|None=None, # override config.scheduler_address
     progress:bool=True, # show progress
     lock=False, # the caller's `OutputLock` on `state` (or False)
 )->RegionGraph:
@@ -251,9 +248,8 @@ def region_graph(
     grid = BlockGrid(fragments.shape, block_shape)
     params = dict(stage='graph', fragments=fragments.spec, source=source.spec, kind=kind, levels=LEVELS, bins=BINS)
     tables = BlockTables(state, 'graph-' + layout_key(grid, **params))
-    run_stage(graph_block, grid, state, cfg, workers, scheduler, params=params, stage='graph', progress=progress, lock=lock,
-              kwargs=dict(fragments=fragments, source=source, kind=kind, tables=tables, grid=grid,
-                          fused=fused_tables(fragments, source, kind, grid)))
+    Task('graph', grid, state, graph_block, dict(fragments=fragments, source=source, kind=kind, tables=tables, grid=grid,
+                                                 fused=fused_tables(fragments, source, kind, grid)), params).run(cfg, progress, lock=lock)
     t = tables.concat()
     if not t: raise InputError(f"{fragments.spec} is empty")
     return RegionGraph.reduce(t['nodes'], t['sizes'], t)

@@ -6,9 +6,9 @@
 from __future__ import annotations
 from typing import Sequence
 from .config import Config, InputError
-from .blocks import BlockGrid, layout_key
+from .blocks import BlockGrid
 from .volume import Volume, open_volume, spec_kind
-from .engine import OutputLock, RunReport, prepare_output, run_stage
+from .engine import OutputSpec, RunReport, Task
 
 # %% auto #0
 __all__ = ['copy_block', 'ingest']
@@ -26,8 +26,6 @@ def ingest(
     chunk_shape:Sequence[int]|None=None, # storage chunks (z, y, x); default: the block shape
     voxel_size:Sequence[float]|None=None, # voxel size (z, y, x); default: what the source says, else 1
     config:Config|None=None, # pipeline config (compression, retries, workers, scheduler)
-    workers:int|None=None, # override config.num_workers
-    scheduler:str|None=None, # override config.scheduler_address
     overwrite:bool=False, # replace an existing output written differently
     progress:bool=True, # show progress
 )->RunReport:
@@ -35,17 +33,12 @@ def ingest(
     cfg = config or Config()
     source = open_volume(src, use_memory_mapping=cfg.use_memory_mapping, cache_size_gb=cfg.cache_size_gb)
     if spec_kind(dst)[0] != 'zarr': raise InputError(f"the output must be a Zarr volume spec like data.zarr/raw, not '{dst}'")
-    bs = tuple(min(b, s) for b, s in zip(block_shape or cfg.chunk_size, source.spatial_shape))
-    grid = BlockGrid(source.spatial_shape, bs)
-    chunks = tuple(min(c, s) for c, s in zip(chunk_shape or bs, source.spatial_shape))
+    grid = BlockGrid.fitted(source.spatial_shape, block_shape or cfg.chunk_size)
+    chunks = tuple(min(c, s) for c, s in zip(chunk_shape or grid.block_shape, source.spatial_shape))
     grid.check_chunks(chunks)
     vs = tuple(voxel_size) if voxel_size else source.voxel_size
     if len(vs) != 3 or min(vs) <= 0: raise InputError(f"voxel size {vs} must be 3 positive numbers (z, y, x)")
     params = dict(stage='ingest', src=str(src), shape=list(source.shape), dtype=str(source.dtype), chunks=list(chunks),
                   voxel_size=list(vs), compression=cfg.compression, level=cfg.compression_level)
-    key = layout_key(grid, **params)
-    with OutputLock(dst) as held:
-        out = prepare_output(dst, key, source.shape, source.dtype, chunks,
-                              dict(voxel_size=vs, offset=source.offset, units=source.units), cfg, overwrite)
-        return run_stage(copy_block, grid, dst, cfg, workers, scheduler, kwargs=dict(src=source, dst=out), params=params,
-                         stage='ingest', progress=progress, lock=held)
+    spec = OutputSpec(source.shape, source.dtype, chunks, dict(voxel_size=vs, offset=source.offset, units=source.units))
+    return Task('ingest', grid, dst, copy_block, dict(src=source), params, spec, overwrite=overwrite).run(cfg, progress)

@@ -10,7 +10,8 @@ from .volume import Volume
 from .engine import compiled
 
 # %% auto #0
-__all__ = ['LEVELS', 'as_boundaries', 'check_map', 'boundary_levels', 'quantize', 'affinity_levels', 'pair_affinities']
+__all__ = ['LEVELS', 'as_boundaries', 'check_map', 'flood_levels', 'boundary_levels', 'quantize', 'affinity_levels',
+           'pair_affinities']
 
 # %% ../nbs/19_maps.ipynb #ac8825c2
 def as_boundaries(
@@ -55,14 +56,14 @@ def check_map(
     _check_dtype(vol.dtype, vol.spec, kind)
 
 # %% ../nbs/19_maps.ipynb #86785459
-def _levels(b:np.ndarray)->np.ndarray:
+def flood_levels(b:np.ndarray)->np.ndarray:
     "A boundary map's 256 flooding levels: round(b * 255) as uint8."
     return np.rint(np.clip(b, 0, 1) * 255).astype(np.uint8)
 
 def _affinity_map(
     a:np.ndarray, # float32 affinities (c >= 3, z, y, x), any strides
     b:np.ndarray, # float32 (z, y, x), written: 1 - the mean of the first three channels
-    levels:np.ndarray, # uint8 (z, y, x), written: `_levels(b)`
+    levels:np.ndarray, # uint8 (z, y, x), written: `flood_levels(b)`
 )->tuple:
     "The boundary map of affinities and its levels in one pass, computed as NumPy does; (non-finite values, min, max) of all channels."
     bad, lo, hi = 0, np.float32(np.inf), np.float32(-np.inf)
@@ -91,7 +92,7 @@ def boundary_levels(
         _check_values(where, kind, bad == 0, lo, hi)
         return b, levels
     b = as_boundaries(data, kind, where)
-    return b, _levels(b)
+    return b, flood_levels(b)
 
 # %% ../nbs/19_maps.ipynb #2f2661b5
 LEVELS = 255    # affinities are quantized to 0..LEVELS

@@ -14,7 +14,7 @@ from .config import InputError, WorkFailed
 from .commands import STAGES
 from .stage import Stage, check_output
 from .volume import is_url, open_volume
-from .engine import _fs
+from .engine import filesystem
 
 # %% auto #0
 __all__ = ['INJECTED', 'SYNC_MANIFEST', 'PUSH_SECONDS', 'HEADLINE', 'DEMO_MODEL', 'stages_dir', 'declared', 'stage_notebook',
@@ -123,7 +123,7 @@ def pull_run(
 )->int: # files copied
     "Copy the run's files that changed on the store into the local mirror."
     if not is_url(run_dir): return 0
-    fs, root = _fs(str(run_dir)); local = local_dir(run_dir); local.mkdir(parents=True, exist_ok=True)
+    fs, root = filesystem(str(run_dir)); local = local_dir(run_dir); local.mkdir(parents=True, exist_ok=True)
     seen, n = _manifest(local), 0
     for rel, stamp in _stored_files(fs, root).items():
         if seen.get(rel, {}).get('remote') == stamp and (local/rel).is_file(): continue
@@ -139,7 +139,7 @@ def push_run(
 )->int: # files copied
     "Copy the mirror's files that changed here up to the store."
     if not is_url(run_dir): return 0
-    fs, root = _fs(str(run_dir)); local = local_dir(run_dir)
+    fs, root = filesystem(str(run_dir)); local = local_dir(run_dir)
     seen, n = _manifest(local), 0
     for rel, st in _local_files(local, settled).items():
         if seen.get(rel, {}).get('local') == st: continue
@@ -303,7 +303,7 @@ def output_exists(spec:str)->bool:
     "True if a path or URL, or the file or Zarr array of a volume spec, exists."
     s = str(spec)
     if is_url(s):
-        fs, root = _fs(s)
+        fs, root = filesystem(s)
         return fs.exists(root) or fs.exists(root.rsplit(':', 1)[0])
     return any(Path(cand).exists() for cand in (s, s.split(':')[0]))
 

@@ -8,12 +8,12 @@ import os, threading
 from typing import Sequence
 import numpy as np
 from .config import Config, InputError
-from .blocks import BlockGrid, Roi, layout_key
+from .blocks import BlockGrid, Roi
 from .volume import Volume, open_volume, spec_kind
-from .engine import OutputLock, RunReport, prepare_output, run_stage, shared_cluster_settings
+from .engine import OutputSpec, RunReport, Task, shared_cluster_settings
 
 # %% auto #0
-__all__ = ['output_tiles', 'cosine_window', 'predict_region', 'predict_block', 'predict']
+__all__ = ['output_tiles', 'cosine_window', 'raw_as_float', 'predict_region', 'predict_block', 'predict']
 
 # %% ../nbs/12_predict.ipynb #18116334
 def output_tiles(
@@ -63,7 +63,7 @@ class _Models:
 
 _model = _Models()
 
-def _scale(raw:np.ndarray, where:str)->np.ndarray:
+def raw_as_float(raw:np.ndarray, where:str)->np.ndarray:
     "Raw as float32 in [0, 1]: integers divided by their dtype's maximum, floats checked."
     if raw.dtype.kind in 'ui': return raw.astype(np.float32) / np.iinfo(raw.dtype).max
     if raw.dtype.kind == 'f':
@@ -96,7 +96,7 @@ def predict_region(
     tiles = output_tiles(core, tile, factor, overlap)
     for b in range(0, len(tiles), batch_size):
         batch = tiles[b:b + batch_size]
-        x = np.stack([_scale(raw.read([s - c for s, c in zip(t.start, ctx)], [s - c + i for s, c, i in zip(t.start, ctx, inp)],
+        x = np.stack([raw_as_float(raw.read([s - c for s, c in zip(t.start, ctx)], [s - c + i for s, c, i in zip(t.start, ctx, inp)],
                                       pad_mode='reflect'), f"{raw.spec}")[None] for t in batch])
         with torch.no_grad(), torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
             y = model(torch.from_numpy(x).to(dev)).float().cpu().numpy()
@@ -170,7 +170,7 @@ def predict(
     device:str='cpu', # cpu, cuda or hpu
     precision:str='fp32', # fp32, or bf16/fp16 autocast
     dtype:str='float32', # output dtype: float32 or float16
-    config:Config|None=None, workers:int|None=None, scheduler:str|None=None,
+    config:Config|None=None, # pipeline config (chunk size, compression, workers, scheduler, retries)
     overwrite:bool=False, # replace an output written differently
     progress:bool=True,
 )->RunReport:
@@ -185,24 +185,19 @@ def predict(
     if net.cfg.in_channels != 1: raise InputError(f"the model takes {net.cfg.in_channels} input channels; raw EM has 1")
     if spec_kind(out)[0] != 'zarr': raise InputError(f"the output must be a Zarr volume spec like pred.zarr/affinities, not '{out}'")
     shape = src.spatial_shape
-    bs = tuple(min(b, s) for b, s in zip(block_shape or cfg.chunk_size, shape))
-    grid = BlockGrid(shape, bs, net.cfg.context())
+    grid = BlockGrid.fitted(shape, block_shape or cfg.chunk_size, net.cfg.context())
+    bs = grid.block_shape
     oshape = ((net.cfg.out_channels,) if net.cfg.output == 'affinities' else ()) + tuple(shape)
     mstat = os.stat(model)
     params = dict(stage='predict', raw=str(raw), model=os.path.abspath(model), model_size=mstat.st_size, model_mtime=mstat.st_mtime,
                   tile=list(tile) if tile else None, overlap=list(overlap), precision=precision, dtype=dtype)
-    key = layout_key(grid, **params)
     meta = dict(voxel_size=src.voxel_size, offset=src.offset, units=src.units,
                 attrs={'predict': {**params, 'output': net.cfg.output, 'offsets': net.cfg.offsets}})
     import torch
-    nw = cfg.num_workers if workers is None else workers
-    threads, torch_threads = _threads(nw, device, bool(scheduler or cfg.scheduler_address), shared_cluster_settings())
+    threads, torch_threads = _threads(cfg.num_workers, device, bool(cfg.scheduler_address), shared_cluster_settings())
+    task = Task('predict', grid, out, predict_block, dict(raw=src, model_path=os.path.abspath(model), device=device, precision=precision,
+                tile=tile, overlap=tuple(overlap), batch_size=batch_size, torch_threads=torch_threads), params,
+                OutputSpec(oshape, dtype, bs, meta), output_arg='out', overwrite=overwrite, order=src.block_order(grid), threads=threads)
     before = torch.get_num_threads()
-    try:
-        with OutputLock(out) as held:
-            vol = prepare_output(out, key, oshape, dtype, bs, meta, cfg, overwrite)
-            return run_stage(predict_block, grid, out, cfg, workers, scheduler, params=params, stage='predict', progress=progress,
-                             lock=held, threads=threads, order=src.block_order(grid),
-                             kwargs=dict(raw=src, out=vol, model_path=os.path.abspath(model), device=device, precision=precision,
-                                         tile=tile, overlap=tuple(overlap), batch_size=batch_size, torch_threads=torch_threads))
+    try: return task.run(cfg, progress)
     finally: torch.set_num_threads(before)                  # threads of this process as they were

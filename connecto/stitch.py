@@ -9,7 +9,7 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid
 from .volume import Volume
-from .engine import RunReport, compiled, run_stage
+from .engine import RunReport, Task, compiled
 
 # %% auto #0
 __all__ = ['union_find', 'relabel_block', 'relabel']
@@ -76,8 +76,6 @@ def relabel(
     block_shape:Sequence[int], # blocks (z, y, x), multiples of the output's chunks
     params:dict, # what defines the lookup (hashed into the ledger key)
     config:Config|None=None, # retries, workers, scheduler
-    workers:int|None=None, # override config.num_workers
-    scheduler:str|None=None, # override config.scheduler_address
     progress:bool=True, # show progress
     lock=True, # the caller's `OutputLock` on `out`, or True to take it
 )->RunReport:
@@ -86,5 +84,5 @@ def relabel(
     if len(keys) == 0: raise InputError(f"{fragments.spec} has no fragments (all 0): nothing to stitch")
     grid = BlockGrid(fragments.shape, block_shape)
     grid.check_chunks(out.chunks)
-    return run_stage(relabel_block, grid, out.spec, cfg, workers, scheduler, kwargs=dict(fragments=fragments, out=out, keys=keys, values=values),
-                     params={'stage': 'stitch', **params}, stage='stitch', progress=progress, lock=lock)
+    task = Task('stitch', grid, out.spec, relabel_block, dict(fragments=fragments, out=out, keys=keys, values=values), {'stage': 'stitch', **params})
+    return task.run(cfg, progress, lock=lock)

@@ -172,9 +172,9 @@ class CropSampler:
 
     def crop(self, start:Sequence[int], rng:np.random.Generator|None=None, aug:Augment|None=None)->tuple:
         "(raw input (1, *inp), targets, weights) for the output region starting at `start`."
-        from connecto.predict import _scale
+        from connecto.predict import raw_as_float
         lo = [s - h for s, h in zip(start, self.half)]; hi = [s + o + h for s, o, h in zip(start, self.out, self.half)]
-        raw = _scale(self.raw.read(lo, hi, pad_mode='reflect'), self.raw.spec)
+        raw = raw_as_float(self.raw.read(lo, hi, pad_mode='reflect'), self.raw.spec)
         lab = self.gt.read(lo, hi, pad_mode='constant').astype(np.int64)
         inside = np.zeros(lab.shape, bool)                                  # the region, within the volume
         inside[tuple(slice(max(a - l, 0), max(b - l, 0)) for a, b, l in zip(self.region.start, self.region.stop, lo))] = True

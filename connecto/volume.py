@@ -298,7 +298,8 @@ class _ZarrReader:
             if not ms: raise InputError(f"{path} is a Zarr group, not an array: name an array in it, e.g. {path}/{next(iter(node.array_keys()), 'ARRAY')}")
             self.inner = ms[0]['datasets'][0]['path']
             self.attrs = {'multiscales': ms, **dict(node.attrs.get('connecto', {}))}
-            node = node[self.inner]
+            node = zarr_node(f"{str(path).rstrip('/')}/{self.inner}", mode)
+            if node is None: raise _missing(f"{path}/{self.inner}")
         self._a = node
         self.shape, self.dtype, self.chunks = node.shape, node.dtype, node.chunks
         self.cache_bytes = int(cache_size_gb * 2**30) if mode == 'r' and not is_url(path) and getattr(node, 'shards', None) is None else 0

@@ -7,7 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 import kernels
 from connecto.blocks import BlockGrid
 from connecto.config import WorkFailed
-from connecto.engine import Ledger, run_blockwise
+from connecto.config import Config
+from connecto.engine import Ledger, Task, run_blockwise
 from connecto.telemetry import serve_metrics
 from connecto.volume import Volume, create_volume
 from conftest import ROOT, connecto, tree_digest
@@ -29,8 +30,8 @@ def test_worker_killed_mid_run(tmp_path):
             os.kill(pids[0], signal.SIGKILL); killed.set()
         (tmp_path/'marks').mkdir()
         t = threading.Thread(target=killer); t.start()
-        report = run_blockwise(kernels.fill_block, grid, out.spec, kwargs=dict(dst=out, marks=str(tmp_path/'marks'), sleep=0.05),
-                               scheduler=cluster.scheduler_address, progress=False)
+        report = run_blockwise(Task('fill', grid, out.spec, kernels.fill_block, dict(dst=out, marks=str(tmp_path/'marks'), sleep=0.05)),
+                               Config(scheduler_address=cluster.scheduler_address), progress=False)
         t.join()
     assert killed.is_set() and (not psutil.pid_exists(pids[0]) or psutil.Process(pids[0]).status() == psutil.STATUS_ZOMBIE)
     assert report.blocks_done == len(grid) == 64 and report.blocks_failed == 0
@@ -41,8 +42,8 @@ def test_transient_failures_retried(tmp_path):
     grid = BlockGrid(out.shape, (10, 16, 16))
     flaky = tuple(range(0, len(grid), 10))          # 10% of the blocks fail once
     (tmp_path/'marks').mkdir()
-    report = run_blockwise(kernels.fill_block, grid, out.spec, workers=2, retry_backoff=0.05, progress=False,
-                           kwargs=dict(dst=out, marks=str(tmp_path/'marks'), fail_once=flaky))
+    report = run_blockwise(Task('fill', grid, out.spec, kernels.fill_block, dict(dst=out, marks=str(tmp_path/'marks'), fail_once=flaky)),
+                           Config(num_workers=2, retry_backoff=0.05), progress=False)
     assert report.blocks_done == len(grid) and report.blocks_retried == len(flaky) and report.blocks_failed == 0
     assert np.array_equal(Volume(out.spec)[...], kernels.expected_fill(grid, out.shape))
 
@@ -51,8 +52,8 @@ def test_permanent_failure_named_others_done(tmp_path):
     grid = BlockGrid(out.shape, (10, 16, 16))
     (tmp_path/'marks').mkdir()
     with pytest.raises(WorkFailed) as e:
-        run_blockwise(kernels.fill_block, grid, out.spec, workers=2, retry_backoff=0.05, max_retries=2, progress=False,
-                      kwargs=dict(dst=out, marks=str(tmp_path/'marks'), fail_always=(7, 30)))
+        run_blockwise(Task('fill', grid, out.spec, kernels.fill_block, dict(dst=out, marks=str(tmp_path/'marks'), fail_always=(7, 30))),
+                      Config(num_workers=2, retry_backoff=0.05, max_retries=2), progress=False)
     r = e.value.report
     assert r.failed_blocks == [7, 30] and 'blocks 7, 30' in str(e.value)
     assert r.blocks_done == len(grid) - 2
@@ -132,8 +133,9 @@ def test_metrics_scraped_during_run_match_report(tmp_path):
     stage = (('stage', 'metrics-test'),)
     result, scrapes = {}, []
     def work():
-        try: run_blockwise(kernels.fill_block, grid, out.spec, stage='metrics-test', retry_backoff=0.05, max_retries=1, progress=False,
-                           kwargs=dict(dst=out, marks=str(tmp_path/'marks'), fail_once=(3, 4), fail_always=(9,), sleep=0.05))
+        try: run_blockwise(Task('metrics-test', grid, out.spec, kernels.fill_block,
+                                dict(dst=out, marks=str(tmp_path/'marks'), fail_once=(3, 4), fail_always=(9,), sleep=0.05)),
+                           Config(retry_backoff=0.05, max_retries=1), progress=False)
         except WorkFailed as e: result['report'] = e.report
     t = threading.Thread(target=work); t.start()
     while t.is_alive():
@@ -160,8 +162,8 @@ def test_cluster_without_workers_fails_instead_of_hanging(tmp_path):
         t = threading.Thread(target=retire); t.start()
         t0 = time.monotonic()
         with pytest.raises(RuntimeError, match='no workers for 3 s'):
-            run_blockwise(kernels.fill_block, grid, out.spec, scheduler=cluster.scheduler_address, worker_timeout=3, progress=False,
-                          kwargs=dict(dst=out, marks=str(tmp_path/'marks'), sleep=0.1))
+            run_blockwise(Task('fill', grid, out.spec, kernels.fill_block, dict(dst=out, marks=str(tmp_path/'marks'), sleep=0.1)),
+                          Config(scheduler_address=cluster.scheduler_address, worker_timeout=3), progress=False)
         t.join()
     assert time.monotonic() - t0 < 60
     key = next(p.name for p in Path(out.spec, '.connecto').glob('ledger-*')).removeprefix('ledger-')

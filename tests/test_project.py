@@ -1,5 +1,5 @@
 "The nbdev project itself: the library matches the notebooks, notebooks are clean, docs process, README matches index.ipynb."
-import shutil, subprocess, sys
+import ast, shutil, subprocess, sys
 from pathlib import Path
 from conftest import ROOT
 
@@ -76,3 +76,32 @@ def test_no_import_cycles():
     "The modules of connecto import each other in one direction only (function-level imports count too)."
     cycle = import_cycle(import_graph(ROOT/'connecto'))
     assert cycle is None, f"connecto's modules import each other in a circle: {' -> '.join(cycle)}"
+
+def _defined_privately(tree)->set:
+    "Private names a module defines: functions, classes, module globals and attributes it assigns (`self._x = ...`)."
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): out.add(n.name)
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store): out.add(n.id)
+        elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store): out.add(n.attr)
+        elif isinstance(n, ast.arg): out.add(n.arg)
+    return {x for x in out if x.startswith('_') and not x.startswith('__')}
+
+def private_uses(lib)->list:
+    "Places where a module of `lib` uses a private name of another: imports it, or reads an attribute only another module defines."
+    trees = {p.stem: ast.parse(p.read_text()) for p in sorted(Path(lib).glob('*.py')) if p.name != '_modidx.py'}
+    own = {m: _defined_privately(t) for m, t in trees.items()}
+    out = []
+    for m, t in trees.items():
+        for n in ast.walk(t):
+            if isinstance(n, ast.ImportFrom) and (n.level or (n.module or '').split('.')[0] == 'connecto'):
+                out += [f"{m}: imports {a.name} from {n.module}" for a in n.names if a.name.startswith('_') and not a.name.startswith('__')]
+            elif isinstance(n, ast.Attribute) and n.attr.startswith('_') and not n.attr.startswith('__') and n.attr not in own[m]:
+                if any(n.attr in own[o] for o in trees if o != m): out.append(f"{m}: line {n.lineno} reads .{n.attr}")
+    return out
+
+def test_no_module_uses_another_modules_private_names(tmp_path):
+    assert private_uses(ROOT/'connecto') == []
+    (tmp_path/'a.py').write_text('def _helper(): pass\nclass V:\n    def __init__(self): self._r = 1\n')
+    (tmp_path/'b.py').write_text('from .a import _helper\ndef f(v): return v._r\n')
+    assert private_uses(tmp_path) == ['b: imports _helper from a', 'b: line 2 reads ._r']

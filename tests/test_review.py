@@ -29,12 +29,12 @@ def test_transient_read_error_is_not_called_corrupt(tmp_path):
 
 def test_engine_with_a_client_that_is_not_the_default(tmp_path):
     from connecto.blocks import BlockGrid
-    from connecto.engine import run_blockwise
+    from connecto.engine import Task, run_blockwise
     from connecto.ingest import copy_block
     src = Volume(from_array(np.arange(4 * 8 * 8, dtype=np.uint16).reshape(4, 8, 8), str(tmp_path/'a.zarr/v'), chunks=(2, 4, 4)).spec)
     dst = from_array(np.zeros((4, 8, 8), np.uint16), str(tmp_path/'b.zarr/v'), chunks=(2, 4, 4))
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, Client(cluster, set_as_default=False) as c:
-        r = run_blockwise(copy_block, BlockGrid(src.shape, (2, 4, 4)), dst.spec, kwargs=dict(src=src, dst=dst), client=c, progress=False)
+        r = run_blockwise(Task('copy', BlockGrid(src.shape, (2, 4, 4)), dst.spec, copy_block, dict(src=src, dst=dst)), client=c, progress=False)
     assert r.blocks_done == 8 and np.array_equal(Volume(dst.spec)[...], src[...])
 
 def test_debug_keeps_exit_code_2(tmp_path):
