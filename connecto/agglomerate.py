@@ -10,8 +10,9 @@ from typing import Callable, Sequence
 import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, layout_key
-from .volume import Volume, open_volume, spec_kind
-from .engine import OutputLock, prepare_output, shared_cluster, state_dir, filesystem
+from .volume import open_volume, spec_kind
+from .state import OutputLock, filesystem, prepare_output, state_dir
+from .cluster import shared_cluster
 from .maps import check_map
 from .graph import RegionGraph, region_graph
 from .merge import Merges, merge_sequence

@@ -295,11 +295,14 @@ class Classifier:
         "Load from a classifier folder or an MLflow model URI (`models:/NAME@ALIAS`, `runs:/...`)."
         import xgboost
         p = _classifier_dir(where)
+        missing = [n for n in ('classifier.json', 'model.json') if not (p / n).is_file()]
+        if missing: raise InputError(f"{where} is not a complete connecto classifier: {p / missing[0]} is missing; "
+                                     "train one with `connecto automl`, or give the folder it wrote")
         try:
             meta = json.loads((p / 'classifier.json').read_text())
             model = xgboost.XGBClassifier(); model.load_model(str(p / 'model.json'))
         except (OSError, ValueError, xgboost.core.XGBoostError) as e:
-            raise InputError(f"{where} is not a readable connecto classifier ({type(e).__name__}: {str(e)[:200]}); "
+            raise InputError(f"{where} is not a readable connecto classifier ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
                              "train one with `connecto automl`") from None
         ref = p / 'reference.parquet'
         if ref.is_file():
@@ -511,7 +514,7 @@ def _run_trials(study, out, storage, study_name, seed, ts, device, trials, timeo
     if not (workers or scheduler):
         return study.optimize(objective(ts, device, 1 if n_jobs > 1 else None), n_trials=trials, timeout=timeout, n_jobs=n_jobs,
                               callbacks=[tracker.log_trials], gc_after_trial=False)
-    from connecto.engine import dask_client
+    from connecto.cluster import dask_client
     with dask_client(workers or 0, 1, scheduler) as client:
         ws = list(client.scheduler_info(n_workers=-1)['workers'])
         shares = [trials // len(ws) + (i < trials % len(ws)) for i in range(len(ws))]

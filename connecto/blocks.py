@@ -4,15 +4,14 @@
 
 # %% ../nbs/02_blocks.ipynb #c7a729c3
 from __future__ import annotations
-import hashlib, itertools, json
-from collections import OrderedDict
+import hashlib, json
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 import numpy as np
 from .config import InputError
 
 # %% auto #0
-__all__ = ['SIMULATED', 'Roi', 'Block', 'BlockGrid', 'layout_key', 'lru_decodes', 'sweep_order', 'cache_estimate']
+__all__ = ['Roi', 'Block', 'BlockGrid', 'layout_key']
 
 # %% ../nbs/02_blocks.ipynb #13a38a6b
 @dataclass(frozen=True)
@@ -116,101 +115,3 @@ def layout_key(
     "A short hash of the layout and parameters: the completion ledger's key."
     blob = json.dumps({'grid': grid.fingerprint(), **params}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-# %% ../nbs/02_blocks.ipynb #e7da2e19
-SIMULATED = 2048 # grids up to this many blocks choose their order by counting cache decodes
-
-def _indices(g:tuple)->np.ndarray:
-    "(3, blocks) grid indices of the blocks in C order (int32: half the memory of NumPy's default)."
-    return np.indices(g, dtype=np.int32).reshape(3, -1)
-
-def _morton(g:tuple)->np.ndarray:
-    "Block ids of a grid of shape `g` in Z order (the bits of the three indices interleaved)."
-    idx = _indices(g)
-    key = np.zeros(idx.shape[1], np.int64)
-    for bit in range(max(int(n - 1).bit_length() for n in g)):
-        for a in range(3): key |= ((idx[a].astype(np.int64) >> bit) & 1) << (3 * bit + a)
-    return np.argsort(key, kind='stable')
-
-def _columns(g:tuple, cache_blocks:float)->tuple|None:
-    "(sweep axis, the other two axes, column widths along them) that re-decode least with three layers cached; None: none fits."
-    s, a, b = sorted(range(3), key=lambda x: -g[x])             # the longest axis is swept; ties keep C order
-    best = None
-    for wb in range(1, g[b] + 1):
-        fit = cache_blocks / (3 * min(wb + 2, g[b]))            # blocks of a layer's width along `a` that fit
-        wa = g[a] if fit >= g[a] else int(fit) - 2
-        if wa < 1: break
-        cost = min(wa + 2, g[a]) * min(wb + 2, g[b]) / (wa * wb)   # decodes per block: the column and its border
-        if best is None or cost < best[0]: best = (cost, wa, wb)
-    return None if best is None else (s, a, b, best[1], best[2])
-
-def _swept(g:tuple, cache_blocks:float)->np.ndarray:
-    "The column sweep of `_columns`, or Z order when no column fits."
-    c = _columns(g, cache_blocks)
-    if c is None: return _morton(g)
-    s, a, b, wa, wb = c
-    idx = _indices(g)
-    return np.lexsort((idx[b], idx[a], idx[s], idx[b] // wb, idx[a] // wa))   # column by column, each swept along `s`
-
-def lru_decodes(
-    order, # block ids
-    g:tuple, # grid shape
-    cache_blocks:float, # the cache's size in blocks
-)->int:
-    "Chunks an LRU cache decodes when blocks of one chunk, each reading its 3 x 3 x 3 neighbourhood, run in `order`."
-    cache, decodes = OrderedDict(), 0
-    for i in order:
-        z, y, x = np.unravel_index(int(i), g)
-        for c in itertools.product(range(max(0, z - 1), min(g[0], z + 2)), range(max(0, y - 1), min(g[1], y + 2)),
-                                   range(max(0, x - 1), min(g[2], x + 2))):
-            if c in cache: cache.move_to_end(c); continue
-            decodes += 1; cache[c] = True
-            if len(cache) > cache_blocks: cache.popitem(last=False)
-    return decodes
-
-def sweep_order(
-    grid:BlockGrid, # the block layout
-    cache_bytes:float, # the reader's cache of decoded chunks (per process)
-    voxel_bytes:int, # bytes of the source per voxel of a block (channels x item size)
-)->np.ndarray:
-    "Block ids in an order in which neighbouring blocks read shared chunks while the cache still holds them."
-    g, n = grid.grid_shape, len(grid)
-    cache_blocks = cache_bytes / (np.prod(grid.block_shape, dtype=np.float64) * voxel_bytes)
-    if not any(grid.halo) or cache_blocks >= n: return np.arange(n)
-    if n > SIMULATED: return _swept(g, cache_blocks)
-    candidates = [np.arange(n), _swept(g, cache_blocks), _morton(g)]
-    return min(candidates, key=lambda o: lru_decodes(o, g, cache_blocks))   # ties: the first
-
-def _cut(g:tuple)->tuple:
-    "A grid of at most `SIMULATED` blocks like `g`: every axis capped at one length, the largest that fits (short axes stay)."
-    t = max(g)
-    while t > 1 and np.prod([min(n, t) for n in g]) > SIMULATED: t -= 1
-    return tuple(int(min(n, t)) for n in g)
-
-def _decodes(g:tuple, cache_blocks:float)->float:
-    "Decodes per chunk of `sweep_order` on a grid `g` of blocks of one chunk (halo below a chunk) with this cache."
-    return lru_decodes(sweep_order(BlockGrid(g, 1, 1), cache_blocks, 1), g, cache_blocks) / np.prod(g)
-
-def cache_estimate(
-    grid:BlockGrid, # the block layout
-    cache_bytes:float, # the reader's cache of decoded chunks (per process)
-    voxel_bytes:int, # bytes of the source per voxel of a block (channels x item size)
-    order=None, # `sweep_order(grid, cache_bytes, voxel_bytes)` if already computed (not simulated again)
-)->dict:
-    """How `sweep_order` uses a cache (blocks of one chunk, halo below a chunk; simulated, on a cut grid above `SIMULATED`
-    blocks): `decodes`, the times it decodes each chunk; `once_bytes`, the cache that decodes each chunk once; `twice_bytes`,
-    the least cache that decodes each at most twice (computed only when `decodes` is 2 or more, else None)."""
-    g, block = grid.grid_shape, float(np.prod(grid.block_shape, dtype=np.float64) * voxel_bytes)
-    small, mid, _ = sorted(g)
-    once = min(3 * small * mid + (mid if small > 1 else 0), len(grid))   # three layers of the cross-section and a row of the next
-    if not any(grid.halo) or cache_bytes >= once * block: return dict(decodes=1., once_bytes=int(once * block), twice_bytes=None)
-    cut = g if len(grid) <= SIMULATED else _cut(g)
-    decodes = _decodes(cut, cache_bytes / block) if order is None or cut != g else lru_decodes(order, g, cache_bytes / block) / len(grid)
-    twice = None
-    if decodes >= 2:                                              # bisect the cache (in chunks) for at most two decodes each
-        lo, hi = int(cache_bytes / block), once
-        while hi - lo > max(1, once // 64):
-            m = (lo + hi) // 2
-            lo, hi = (lo, m) if _decodes(cut, m) <= 2 else (m, hi)
-        twice = int(hi * block)
-    return dict(decodes=float(decodes), once_bytes=int(once * block), twice_bytes=twice)

@@ -11,7 +11,8 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid
 from .volume import Volume, open_volume
-from .engine import BlockTables, Task
+from .engine import Task
+from .state import BlockTables
 
 # %% auto #0
 __all__ = ['Contingency', 'scores', 'voi', 'arand', 'worst_errors', 'plot_errors', 'contingency_block', 'Evaluation', 'evaluate']

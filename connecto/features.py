@@ -10,7 +10,8 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, layout_key
 from .volume import Volume, open_volume
-from .engine import BlockTables, OutputLock, Task
+from .engine import Task
+from .state import BlockTables, OutputLock
 from .maps import LEVELS, check_map
 from .graph import BINS, RegionGraph, contact_table, region_graph
 

@@ -10,7 +10,10 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, Roi
 from .volume import Volume, open_volume, spec_kind
-from .engine import BlockTables, OutputSpec, RunReport, Task, compiled, prefetch
+from .engine import OutputSpec, RunReport, Task
+from .state import BlockTables
+from .kernels import compiled, prefetch
+from .order import block_order
 from .maps import flood_levels, affinity_levels, boundary_levels, check_map, pair_affinities
 from .graph import core_tables, fragment_tables
 
@@ -376,7 +379,7 @@ def fragments(
     spec = OutputSpec(shape, id_dtype(len(grid) * int(np.prod(bs))), bs, dict(voxel_size=source.voxel_size, offset=source.offset,
                       units=source.units, attrs={'fragments': params, **layout}))
     task = Task('fragments', grid, dst, fragment_block, dict(src=source, kind=kind, id_stride=int(np.prod(bs)), **wparams), params, spec,
-                overwrite=overwrite, order=source.block_order(grid), extras=_count_fragments)
+                overwrite=overwrite, order=block_order(source, grid), extras=_count_fragments)
     tables, faces = fragment_tables(dst, task.key)
     task.kwargs.update(tables=tables, faces=faces if graph else None)
     report = task.run(cfg, progress)

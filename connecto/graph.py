@@ -10,7 +10,9 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, layout_key
 from .volume import Volume
-from .engine import BlockTables, Task, compiled
+from .engine import Task
+from .state import BlockTables
+from .kernels import compiled
 from .maps import LEVELS, pair_affinities
 
 # %% auto #0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from .config import InputError
 from .volume import Volume
-from .engine import compiled
+from .kernels import compiled
 
 # %% auto #0
 __all__ = ['LEVELS', 'as_boundaries', 'check_map', 'flood_levels', 'boundary_levels', 'quantize', 'affinity_levels',

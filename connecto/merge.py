@@ -8,7 +8,7 @@ import heapq
 from dataclasses import dataclass
 import numpy as np
 from .config import InputError
-from .engine import compiled
+from .kernels import compiled
 
 # %% auto #0
 __all__ = ['Merges', 'merge_sequence']

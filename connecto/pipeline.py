@@ -14,7 +14,8 @@ from .config import InputError, WorkFailed
 from .commands import STAGES
 from .stage import Stage, check_output
 from .volume import is_url, open_volume
-from .engine import filesystem
+from .state import filesystem
+from .cluster import quiet_loggers
 
 # %% auto #0
 __all__ = ['INJECTED', 'SYNC_MANIFEST', 'PUSH_SECONDS', 'HEADLINE', 'DEMO_MODEL', 'stages_dir', 'declared', 'stage_notebook',
@@ -219,17 +220,6 @@ def kernel_stderr(
         sys.stderr.flush(); sys.stderr.close(); sys.stderr = old
         os.dup2(terminal, 2); os.close(terminal)
 
-@contextlib.contextmanager
-def _quiet(*names:str):
-    "Inside, these loggers report errors only (papermill warns on annotations such as `a: str | None`, which we checked); restored after."
-    import logging
-    loggers = [logging.getLogger(n) for n in names]
-    before = [l.level for l in loggers]
-    for l in loggers: l.setLevel(logging.ERROR)
-    try: yield
-    finally:
-        for l, lv in zip(loggers, before): l.setLevel(lv)
-
 def run_stage(
     stage:str, # a stage name
     params:dict|None=None, # parameters (checked first)
@@ -247,7 +237,7 @@ def run_stage(
         out = rd/f'{step}.ipynb'
         named = f'{run_dir}/{step}.ipynb' if is_url(run_dir) else out      # the record as the user finds it
         try:
-            with kernel_stderr(rd/f'{step}.kernel.log'), _quiet('papermill', 'papermill.translators'):
+            with kernel_stderr(rd/f'{step}.kernel.log'), quiet_loggers('papermill', 'papermill.translators'):
                 pm.execute_notebook(str(stage_notebook(stage)), str(out), parameters={**values, 'run_dir': run_dir, 'step': step},
                                     progress_bar=progress, cwd=os.getcwd(), kernel_name='python3', request_save_on_cell_execute=True)
         except pm.PapermillExecutionError as e: raise _kernel_error(e, step, named) from None

@@ -10,7 +10,9 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid, Roi
 from .volume import Volume, open_volume, spec_kind
-from .engine import OutputSpec, RunReport, Task, shared_cluster_settings
+from .engine import OutputSpec, RunReport, Task
+from .cluster import shared_cluster_settings
+from .order import block_order
 
 # %% auto #0
 __all__ = ['output_tiles', 'cosine_window', 'raw_as_float', 'predict_region', 'predict_block', 'predict']
@@ -197,7 +199,7 @@ def predict(
     threads, torch_threads = _threads(cfg.num_workers, device, bool(cfg.scheduler_address), shared_cluster_settings())
     task = Task('predict', grid, out, predict_block, dict(raw=src, model_path=os.path.abspath(model), device=device, precision=precision,
                 tile=tile, overlap=tuple(overlap), batch_size=batch_size, torch_threads=torch_threads), params,
-                OutputSpec(oshape, dtype, bs, meta), output_arg='out', overwrite=overwrite, order=src.block_order(grid), threads=threads)
+                OutputSpec(oshape, dtype, bs, meta), output_arg='out', overwrite=overwrite, order=block_order(src, grid), threads=threads)
     before = torch.get_num_threads()
     try: return task.run(cfg, progress)
     finally: torch.set_num_threads(before)                  # threads of this process as they were

@@ -9,7 +9,8 @@ import numpy as np
 from .config import Config, InputError
 from .blocks import BlockGrid
 from .volume import Volume
-from .engine import RunReport, Task, compiled
+from .engine import RunReport, Task
+from .kernels import compiled
 
 # %% auto #0
 __all__ = ['union_find', 'relabel_block', 'relabel']

@@ -4,14 +4,13 @@
 
 # %% ../nbs/01_volume.ipynb #b7b4c612
 from __future__ import annotations
-import itertools, logging, math, os, re, threading
+import itertools, logging, os, re, threading
 from concurrent.futures import Future
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 import numpy as np
 import zarr
-from .blocks import cache_estimate, sweep_order
 from .config import InputError
 
 _log = logging.getLogger('connecto.volume')
@@ -383,19 +382,6 @@ def _meta_from_attrs(attrs, ndim):
     return vs, off, units
 
 # %% ../nbs/01_volume.ipynb #55739a72
-def _gib_up(b:float)->str:
-    "Bytes as GiB rounded up to 0.1 (a size to set: never below what is needed)."
-    return f"{math.ceil(b / 2**30 * 10) / 10:g}"
-
-def _warn_small_cache(spec:str, grid, cache:int, voxel_bytes:int, order):
-    "Log a warning when `grid`'s blocks, run in `order`, would decode each chunk of `spec` twice or more through a cache of `cache` bytes."
-    est = cache_estimate(grid, cache, voxel_bytes, order)
-    if est['decodes'] < 2: return
-    _log.warning(f"{spec}: {len(grid)} blocks of {'x'.join(map(str, grid.block_shape))} will decode each chunk about {est['decodes']:.1f} times "
-                f"(estimated) through the cache of decoded chunks, cache_size_gb={cache / 2**30:.4g} GiB. Set cache_size_gb (config) to "
-                f"{_gib_up(est['twice_bytes'])} for about 2 decodes each or {_gib_up(est['once_bytes'])} for one, if memory allows: "
-                "each worker process holds a cache of that size")
-
 class Volume:
     "A 3D (z, y, x) or channels-first 4D volume read from any supported format, with physical metadata."
     def __init__(self,
@@ -430,15 +416,10 @@ class Volume:
         return self._r.attrs
     @property
     def nbytes(self): return int(np.prod(self.shape)) * self.dtype.itemsize
-    def block_order(self, grid)->np.ndarray:
-        """Ids of the blocks of `grid` in the order that decodes this volume's chunks least through its cache (`blocks.sweep_order`);
-        warns when the cache is too small for the grid (each chunk decoded twice or more) and says what size would do."""
-        cache = getattr(self._r, 'cache_bytes', 0)                # Zarr only: the other readers cache no decoded chunks across reads
-        if not cache: return np.arange(len(grid))
-        voxel_bytes = self.nbytes // int(np.prod(self.spatial_shape))
-        order = sweep_order(grid, cache, voxel_bytes)
-        _warn_small_cache(self.spec, grid, cache, voxel_bytes, order)
-        return order
+    @property
+    def cache_bytes(self)->int:
+        "The size of this volume's cache of decoded chunks (Zarr, read-only, local; 0 for the other formats)."
+        return getattr(self._r, 'cache_bytes', 0)
     def stamp(self)->list|None:
         """[bytes, newest modification time (ns), files, inode sum] of what changes when this volume is written anew: a Zarr
         array's metadata file, the file, or a folder's sections; None for URLs. Tells whether a source was re-created since it

@@ -8,7 +8,8 @@ import kernels
 from connecto.blocks import BlockGrid
 from connecto.config import WorkFailed
 from connecto.config import Config
-from connecto.engine import Ledger, Task, run_blockwise
+from connecto.engine import Task, run_blockwise
+from connecto.state import Ledger
 from connecto.telemetry import serve_metrics
 from connecto.volume import Volume, create_volume
 from conftest import ROOT, connecto, tree_digest

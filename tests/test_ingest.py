@@ -76,7 +76,7 @@ def test_corrupt_chunk_into_new_output_exit_2(tmp_path):
 
 def test_fsspec_url_volumes_ledger_and_lease_lock(data):
     "Volumes, ledger and lock on an fsspec store (memory://, in-process threads): the object-store code path."
-    from connecto.engine import OutputBusy, OutputLock
+    from connecto.state import OutputBusy, OutputLock
     from connecto.ingest import ingest
     src = f'{data}/snemi-mini/train-labels.tif'
     r = ingest(src, 'memory://fs-test.zarr/labels', block_shape=(16, 80, 80), progress=False)

@@ -49,7 +49,7 @@ def test_zarr_suffix_must_be_a_path_component():
 def test_remote_lease_is_renewed_and_not_stolen():
     "On an object store the lease is renewed while the run holds it; an expired lease can be taken, and the old holder notices."
     import time
-    from connecto.engine import OutputBusy, OutputLock
+    from connecto.state import OutputBusy, OutputLock
     a = OutputLock('memory://lease.zarr/v', lease_seconds=0.3).acquire()
     time.sleep(0.15); a.renew()
     with pytest.raises(OutputBusy): OutputLock('memory://lease.zarr/v', lease_seconds=0.3).acquire()
@@ -64,7 +64,7 @@ def test_remote_lease_is_renewed_and_not_stolen():
 def test_lease_of_a_dead_run_is_taken_over():
     "A holder that died (lease no longer renewed) blocks only until its lease runs out; on the same machine, not at all."
     import json, socket, time, fsspec
-    from connecto.engine import OutputBusy, OutputLock
+    from connecto.state import OutputBusy, OutputLock
     fs, path = fsspec.filesystem('memory'), '/dead.zarr/v/.connecto/lock'
     dead = {'pid': 2**22 + 12345, 'host': socket.gethostname(), 'time': time.time(), 'token': 'x'}    # above any pid_max
     fs.pipe(path, json.dumps(dead).encode())

@@ -123,7 +123,8 @@ def test_small_chunk_cache_warns_with_the_size_that_fits(voronoi, tmp_path):
     "A decoded-chunk cache too small for the grid: `fragments` warns (one line, the sizes to set) and still runs; the printed size runs without it."
     import re
     from connecto.volume import from_array
-    from connecto.blocks import BlockGrid, cache_estimate
+    from connecto.blocks import BlockGrid
+    from connecto.order import cache_estimate
     src = from_array(np.load(voronoi[1]), tmp_path/'b.zarr/boundaries', chunks=(16, 32, 32)).spec
     small = 5 * 16 * 32 * 32 * 4                                        # 5 chunks of float32
     est = cache_estimate(BlockGrid((48, 192, 192), (16, 32, 32), 8), small, 4)

@@ -92,7 +92,7 @@ def test_killed_on_one_machine_resumes_on_another(tmp_path, data, s3):
 
 RACER = r'''
 import sys
-from connecto.engine import OutputBusy, OutputLock
+from connecto.state import OutputBusy, OutputLock
 lock = OutputLock(sys.argv[1])
 lock.fs.ls('lab-runs')                                  # connected before the start signal
 print('ready', flush=True); sys.stdin.readline()
@@ -114,7 +114,7 @@ def s3_here(s3, monkeypatch):
 def race_threads(url, n=16):
     "`n` threads acquire the lock of `url` at the same moment; returns (locks that won, number refused)."
     import threading
-    from connecto.engine import OutputBusy, OutputLock
+    from connecto.state import OutputBusy, OutputLock
     locks = [OutputLock(url) for _ in range(n)]
     locks[0].fs.ls('lab-runs')
     start, won, busy = threading.Barrier(n), [], []
@@ -168,7 +168,7 @@ def test_lapsed_lease_on_s3_taken_over_by_exactly_one(s3_here):
 
 def test_lease_on_s3_renewed_and_taken_over_conditionally(s3_here):
     "The holder renews with If-Match; once its lease ran out another run takes it, and the old holder's renewal is refused."
-    from connecto.engine import OutputBusy, OutputLock
+    from connecto.state import OutputBusy, OutputLock
     env, client = s3_here
     url = 's3://lab-runs/locks/lease.zarr/v'
     a = OutputLock(url, lease_seconds=0.6).acquire()
