@@ -35,3 +35,22 @@ def test_run_pipeline_and_cli_refuse_the_same_values(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and 'threshold' in err[0] and 'must be >= 0 and <= 1' in err[0], err
+
+def test_downsample_command_and_stage_notebook(data, tmp_path):
+    "The stage added on the declared shape: `connecto downsample` and `connecto run downsample` give the same volume."
+    import json, subprocess, numpy as np
+    from connecto.volume import Volume
+    from connecto.downsample import reduce_region
+    gt = f"{data}/fibsem-gala/train-gt.lzf.h5:stack"
+    cli = subprocess.run(['connecto', 'downsample', '--src', gt, '--dst', str(tmp_path/'d.zarr/gt-s1'), '--block-shape', '16,32,32',
+                          '--factors', '1,2,2', '--json', '--quiet'], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)['blocks_done'] == 4 * 2 * 4
+    out = Volume(str(tmp_path/'d.zarr/gt-s1'))
+    assert np.array_equal(out[...], reduce_region(Volume(gt)[...], (1, 2, 2), 'mode')) and out.voxel_size[1] == 2 * Volume(gt).voxel_size[1]
+    run = subprocess.run(['connecto', 'run', 'downsample', '-p', 'src', gt, '-p', 'dst', str(tmp_path/'n.zarr/gt-s1'), '-p', 'block_shape',
+                          '16,32,32', '--run-dir', str(tmp_path/'run'), '--quiet'], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert np.array_equal(Volume(str(tmp_path/'n.zarr/gt-s1'))[...], out[...])
+    bad = subprocess.run(['connecto', 'downsample', '--src', gt, '--dst', str(tmp_path/'x.zarr/s'), '--factors', '1,0,2'], capture_output=True, text=True)
+    assert bad.returncode == 2 and '--factors' in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
