@@ -43,6 +43,7 @@ def fragment_objects(
     ambiguous = (labelled < min_labelled * np.maximum(sizes, 1)) | (best < min_purity * np.maximum(labelled, 1))
     return obj, ambiguous
 
+# %% ../nbs/40_automl.ipynb #025d7e03
 def edge_labels(
     g:RegionGraph, # the region graph
     obj:np.ndarray, ambiguous:np.ndarray, # from `fragment_objects`
@@ -109,6 +110,7 @@ class TrainingSet:
         return (f"TrainingSet({len(self.y)} edges: {int((self.y[n] == 0).sum())} merge, {int((self.y[n] == 1).sum())} split, "
                 f"{int((~n).sum())} ambiguous; {self.X.shape[1]} features; {self.folds.max() + 1} folds)")
 
+# %% ../nbs/40_automl.ipynb #335ebd10
 def training_set(
     fragments:str, # fragments volume spec
     source:str, # boundaries or affinities
@@ -154,6 +156,7 @@ def xgb_device(device:str='auto')->str:
     if device != 'auto': return device
     return 'cuda' if xgboost.build_info().get('USE_CUDA') and shutil.which('nvidia-smi') else 'cpu'
 
+# %% ../nbs/40_automl.ipynb #3b3b5487
 DEFAULT_PARAMS = dict(n_estimators=200, max_depth=6, learning_rate=0.1, subsample=0.8, colsample_bytree=0.8, min_child_weight=1.,
                       reg_lambda=1.)
 
@@ -180,10 +183,12 @@ def fit_edges(
     clf.fit(Xk, yk, eval_set=ev, verbose=False)
     return clf
 
+# %% ../nbs/40_automl.ipynb #71794da9
 def split_probability(clf, X:'pd.DataFrame')->np.ndarray:
     "The classifier's P(split) for each row: the edge score (low = merge)."
     return clf.predict_proba(X)[:, 1] if len(X) else np.zeros(0)
 
+# %% ../nbs/40_automl.ipynb #01e64a74
 def cv_voi(
     ts:TrainingSet, # the training set
     params:dict|None=None, # XGBoost parameters
@@ -400,6 +405,7 @@ def suggest_params(trial)->dict:
                 min_child_weight=trial.suggest_float('min_child_weight', 0.1, 20., log=True),
                 reg_lambda=trial.suggest_float('reg_lambda', 1e-3, 10., log=True))
 
+# %% ../nbs/40_automl.ipynb #dd05dfa1
 def study_storage(
     out:str, # the automl output folder
     storage:str|None=None, # None: `out/optuna.journal`; a path: a journal file there; a URL (sqlite:///, postgresql://...): that RDB
@@ -411,6 +417,7 @@ def study_storage(
     path = Path(storage or Path(out) / 'optuna.journal'); path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
 
+# %% ../nbs/40_automl.ipynb #1473036e
 def open_study(out:str, storage:str|None=None, study_name:str='connecto-automl', seed:int=0):
     "Create the study, or load it to resume."
     import optuna
@@ -418,6 +425,7 @@ def open_study(out:str, storage:str|None=None, study_name:str='connecto-automl',
     return optuna.create_study(study_name=study_name, storage=study_storage(out, storage), direction='minimize', load_if_exists=True,
                                sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=50))
 
+# %% ../nbs/40_automl.ipynb #251c278e
 def objective(ts:TrainingSet, device:str='cpu', n_jobs:int|None=None):
     "The trial objective: cross-validated VOI at the best threshold (pruned on the first fold's log-loss)."
     from optuna_integration import XGBoostPruningCallback
@@ -498,6 +506,7 @@ class AutoMLReport:
         return (f"automl: cv voi {self.cv_voi:.4f} at threshold {self.threshold:.3f}, {self.trials['complete']} trials "
                 f"({self.trials['pruned']} pruned), {self.features} features, classifier in {self.out}, {self.seconds:.0f} s")
 
+# %% ../nbs/40_automl.ipynb #abc71977
 def _feature_importance_plot(clf, names, path):
     "A bar chart of the 25 features with the largest gain."
     import matplotlib; matplotlib.use('Agg')
@@ -635,6 +644,7 @@ def mutual_information(
     with np.errstate(divide='ignore', invalid='ignore'):
         return np.nansum(joint * np.log2(joint / (px * py)), axis=(1, 2))
 
+# %% ../nbs/40_automl.ipynb #649718c1
 def filter_features(
     X:'pd.DataFrame', y:np.ndarray, # features and labels (NaN labels are left out)
     keep:int=100, # features to keep at most
@@ -664,6 +674,7 @@ def filter_features(
     table = pd.DataFrame(dict(feature=X.columns, std=std, mutual_information=mi, fate=fate))
     return [X.columns[j] for j in kept], table
 
+# %% ../nbs/40_automl.ipynb #bd566063
 def _metamodel_loss(X:np.ndarray, y:np.ndarray, folds:np.ndarray, seed:int=0)->float:
     "3-fold cross-validated log-loss of a small XGBoost: the cheap metamodel of stage 2."
     import xgboost
@@ -696,6 +707,7 @@ def search_subsets(
     best = [n for n in names if study.best_params[n]]
     return best, study.best_value, study.trials[0].value
 
+# %% ../nbs/40_automl.ipynb #82c5645f
 @dataclass
 class SelectionReport:
     "What each stage of `select_features` kept and what it cost."
@@ -708,6 +720,7 @@ class SelectionReport:
         st = '; '.join(f"{s['stage']}: {s['kept']} kept in {s['seconds']:.1f} s" for s in self.stages)
         return f"feature selection: {st}; cv voi all {self.cv_voi_all:.4f} -> selected {self.cv_voi_selected:.4f}"
 
+# %% ../nbs/40_automl.ipynb #54107bfb
 def select_features(
     ts:TrainingSet, # the training set (features, labels, folds)
     keep:int=100, # stage 1: features kept by the filter

@@ -177,7 +177,7 @@ def main(argv:list[str]|None=None)->int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     if not args.debug:                                          # the command line reports block errors itself; a cluster closed on a
-        import distributed                                      # busy machine leaves comm and asyncio noise (distributed sets its
+        import distributed  # noqa: F401                        # busy machine leaves comm and asyncio noise (distributed sets its
         for name in DASK_LOGGERS: logging.getLogger(name).setLevel(logging.CRITICAL)   # loggers' levels when imported: after it)
     with _sigterm_interrupts(): return _main(args)
 

@@ -67,11 +67,13 @@ def heap_reuse():
                 libc.mallopt(_M_MMAP_MAX, 65536); libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20); libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
                 libc.malloc_trim(0)
 
+# %% ../nbs/03b_cluster.ipynb #ce61bbdc
 def trim_heap():
     "Hand the free heap memory back to the OS (glibc), unless a run in this process is reusing it (`heap_reuse`)."
     libc = _glibc()
     if libc is not None and _HEAP['runs'] == 0: libc.malloc_trim(0)
 
+# %% ../nbs/03b_cluster.ipynb #66b895cc
 def _worker_environ()->dict:
     """Dask's pre-spawn variables for connecto's worker processes: not Dask's `MALLOC_TRIM_THRESHOLD_=65536` (None removes
     it) but `_HEAP_ENVIRON`, unless the environment has heap settings of its own (the workers inherit those)."""
@@ -93,6 +95,7 @@ def quiet_loggers(
     finally:
         for l, lv in zip(loggers, before): l.setLevel(lv)
 
+# %% ../nbs/03b_cluster.ipynb #db756493
 @contextlib.contextmanager
 def dask_client(
     workers:int=0, # 0: threads in this process; N: a LocalCluster with N worker processes
@@ -101,7 +104,7 @@ def dask_client(
     memory_limit:str|float|None='auto', # per worker process, Dask's format
 ):
     "A Dask `Client` for this run, closed (with its cluster) on exit."
-    import distributed                                          # sets its loggers' levels when first imported: quiet them after
+    import distributed  # noqa: F401                            # sets its loggers' levels when first imported: quiet them after
     quiet = contextlib.nullcontext() if _log.isEnabledFor(logging.DEBUG) else quiet_loggers(*DASK_LOGGERS, level=logging.CRITICAL)
     with quiet:                                                 # block errors are the engine's to report
         with _client(workers, threads, scheduler, memory_limit) as client: yield client
@@ -161,11 +164,13 @@ def shared_cluster(
     finally:
         _SHARED.reset(token); lazy.close()
 
+# %% ../nbs/03b_cluster.ipynb #7045adb5
 def shared_client():
     "The client of the enclosing `shared_cluster` (started on first use), or None outside one."
     lazy = _SHARED.get()
     return None if lazy is None else lazy.get()
 
+# %% ../nbs/03b_cluster.ipynb #9fccf879
 def shared_cluster_settings()->tuple|None:
     "(workers, threads, scheduler) of the enclosing `shared_cluster`, whose cluster the stages inside it use; None outside one."
     lazy = _SHARED.get()

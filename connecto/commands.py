@@ -26,6 +26,7 @@ def execution(
             Param('scheduler', 'str | None', None, "address of a running Dask scheduler (tcp://host:8786, e.g. a DaskCluster's); "
                   'wins over workers', metavar='ADDR', validate=_address)]
 
+# %% ../nbs/69_commands.ipynb #e2f75f6c
 def stage_config(
     values:dict, # a stage's checked values (config, workers, scheduler)
 )->Config:
@@ -33,6 +34,7 @@ def stage_config(
     over = {k: values[n] for k, n in (('num_workers', 'workers'), ('scheduler_address', 'scheduler')) if values.get(n) is not None}
     return load_config(values.get('config'), **over)
 
+# %% ../nbs/69_commands.ipynb #dd152b37
 def map_inputs(
     what:str='', # added to the help of the affinities
 )->list:
@@ -41,10 +43,12 @@ def map_inputs(
             Param('boundaries', 'str', '', 'a boundary map (z, y, x), 1 = boundary; used instead of the affinities when set', group='map',
                   metavar='SPEC')]
 
+# %% ../nbs/69_commands.ipynb #26d0cf08
 def map_input(values:dict)->tuple:
     "(spec, kind) of the map a stage reads."
     return (values['boundaries'], 'boundaries') if values.get('boundaries') else (values['affinities'], 'affinities')
 
+# %% ../nbs/69_commands.ipynb #18d5b5ef
 def library_kwargs(
     fn, # the library function
     values:dict, # checked values

@@ -17,9 +17,11 @@ __all__ = ['Shape3', 'ConnectoError', 'InputError', 'WorkFailed', 'AlertThreshol
 class ConnectoError(Exception):
     "Base class of the errors connecto raises on purpose."
 
+# %% ../nbs/00_config.ipynb #760af52a
 class InputError(ConnectoError, ValueError):
     "Bad input: a missing file, a bad key, a wrong dtype or shape. The message names the problem and the fix."
 
+# %% ../nbs/00_config.ipynb #a5b60056
 class WorkFailed(ConnectoError, RuntimeError):
     "The input was fine but part of the work failed; `report` holds the run report."
     def __init__(self, msg, report=None): super().__init__(msg); self.report = report

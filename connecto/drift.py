@@ -43,6 +43,7 @@ class DriftReport:
         return dict(drifted=self.drifted, reasons=self.reasons, score_psi=self.score_psi, psi_threshold=self.psi_threshold,
                     drifted_features=self.drifted_features, max_psi=float(self.table.psi.max()) if len(self.table) else 0.)
 
+# %% ../nbs/42_drift.ipynb #fe8ce4f4
 def feature_drift(
     reference:'pd.DataFrame', # reference features (training volume), optionally a `score` column
     current:'pd.DataFrame', # the new volume's features (same columns), optionally `score`
@@ -88,6 +89,7 @@ class PerformanceCheck:
                 f"(tolerance {self.tolerance:g}): {'ok' if self.ok else 'DEGRADED'})")
     def to_dict(self)->dict: return dict(metric=self.metric, value=self.value, baseline=self.baseline, tolerance=self.tolerance, ok=self.ok)
 
+# %% ../nbs/42_drift.ipynb #77395907
 def check_performance(
     metric:str, # e.g. 'voi' or 'confident_fraction'
     value:float, # the score now
@@ -99,6 +101,7 @@ def check_performance(
     if not np.isfinite(value) or not np.isfinite(baseline): raise InputError(f"{metric}: value {value} or baseline {baseline} is not finite")
     return PerformanceCheck(metric, float(value), float(baseline), float(tolerance), higher_is_better)
 
+# %% ../nbs/42_drift.ipynb #9a4a8a25
 def confident_fraction(
     scores:np.ndarray, # edge scores P(split)
     margin:float=0.3, # sure = within this of 0 or 1

@@ -98,6 +98,7 @@ def voi(
     s = _array_scores(seg, gt, ignore_zero)
     return {k: round(s[k], 6) for k in ('voi_split', 'voi_merge', 'voi')}
 
+# %% ../nbs/30_evaluate.ipynb #867a451d
 def arand(
     seg:np.ndarray, # segmentation labels
     gt:np.ndarray, # ground-truth labels
@@ -153,6 +154,7 @@ def contingency_block(block, seg:Volume, gt:Volume, tables:BlockTables):
     t = Contingency.of(seg.read(*sl), gt.read(*sl))
     tables.write(block.id, seg=t.seg, gt=t.gt, count=t.count)
 
+# %% ../nbs/30_evaluate.ipynb #17535e29
 @dataclass
 class Evaluation:
     "Scores of a segmentation against ground truth, with the table they come from."
@@ -165,6 +167,7 @@ class Evaluation:
         return (f"evaluate: voi {s['voi']:.4f} (split {s['voi_split']:.4f}, merge {s['voi_merge']:.4f}) bits, "
                 f"arand {s['arand']:.4f}, {self.table.total} labelled voxels, {self.seconds:.1f} s")
 
+# %% ../nbs/30_evaluate.ipynb #dd77ab24
 def evaluate(
     seg:str, # segmentation volume spec
     gt:str, # ground-truth volume spec (label 0 ignored)

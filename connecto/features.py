@@ -35,6 +35,7 @@ def raw_levels(
         return np.rint(raw * 255).astype(np.uint8)
     raise InputError(f"{where} has dtype {raw.dtype}; raw EM is uint8, uint16 or float in [0, 1]")
 
+# %% ../nbs/41_features.ipynb #1ed3c73c
 def pair_raw(
     raw:np.ndarray, # uint8 levels over the core grown by one voxel on the low side
 )->np.ndarray:
@@ -172,6 +173,7 @@ class FeatureTable:
     @property
     def names(self)->list: return [c for c in self.table.columns if c not in ('u', 'v')]
 
+# %% ../nbs/41_features.ipynb #d83fed5b
 def edge_feature_table(
     fragments:str|Volume, # fragments volume (spec or `Volume`)
     source:str|Volume, # boundaries (z, y, x; 1 = boundary) or affinities (3, z, y, x; 1 = same object)

@@ -157,6 +157,7 @@ def fragment_sizes(
     keep = nodes != 0
     return dict(nodes=nodes[keep].astype(np.uint64), sizes=sizes[keep].astype(np.int64))
 
+# %% ../nbs/21_graph.ipynb #b39d3bda
 def core_tables(
     ids:np.ndarray, # the core's fragment ids (z, y, x)
     levels:np.ndarray, # (3, z, y, x) levels of the core voxels' pairs with their -z, -y, -x neighbours (`pair_affinities`)
@@ -169,6 +170,7 @@ def core_tables(
         faces.update({f'low{d}': ids.take(0, axis=d), f'levels{d}': levels[d].take(0, axis=d), f'high{d}': ids.take(-1, axis=d)})
     return dict(**(sizes or fragment_sizes(ids)), **inside), faces
 
+# %% ../nbs/21_graph.ipynb #e2049b5b
 def face_table(
     low:np.ndarray, # a core's first plane along axis `d` (fragment ids)
     high:np.ndarray, # the low neighbour's last plane along `d`
@@ -235,6 +237,7 @@ def graph_block(
         parts.append(face_table(mine[f'low{d}'], faces.read(int(low))[f'high{d}'], mine[f'levels{d}'], d))
     tables.write(block.id, nodes=core['nodes'], sizes=core['sizes'], **{k: np.concatenate([t[k] for t in parts]) for k in parts[0]})
 
+# %% ../nbs/21_graph.ipynb #719c93af
 def region_graph(
     fragments:Volume, # fragment ids (integer labels)
     source:Volume, # boundaries (z, y, x) or affinities (3, z, y, x)

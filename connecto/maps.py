@@ -60,6 +60,7 @@ def flood_levels(b:np.ndarray)->np.ndarray:
     "A boundary map's 256 flooding levels: round(b * 255) as uint8."
     return np.rint(np.clip(b, 0, 1) * 255).astype(np.uint8)
 
+# %% ../nbs/19_maps.ipynb #84bd0897
 def _affinity_map(
     a:np.ndarray, # float32 affinities (c >= 3, z, y, x), any strides
     b:np.ndarray, # float32 (z, y, x), written: 1 - the mean of the first three channels

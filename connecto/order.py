@@ -65,6 +65,7 @@ def lru_decodes(
             if len(cache) > cache_blocks: cache.popitem(last=False)
     return decodes
 
+# %% ../nbs/03d_order.ipynb #5fb603c3
 def sweep_order(
     grid:BlockGrid, # the block layout
     cache_bytes:float, # the reader's cache of decoded chunks (per process)
@@ -78,6 +79,7 @@ def sweep_order(
     candidates = [np.arange(n), _swept(g, cache_blocks), _morton(g)]
     return min(candidates, key=lambda o: lru_decodes(o, g, cache_blocks))   # ties: the first
 
+# %% ../nbs/03d_order.ipynb #024d1be5
 def _cut(g:tuple)->tuple:
     "A grid of at most `SIMULATED` blocks like `g`: every axis capped at one length, the largest that fits (short axes stay)."
     t = max(g)

@@ -32,6 +32,7 @@ def stages_dir()->Path:
     import connecto
     return Path(connecto.__file__).parent/'stages'
 
+# %% ../nbs/70_pipeline.ipynb #04ceccf3
 def declared(
     stage:str, # a stage name, e.g. 'fragments'
 )->Stage:
@@ -41,6 +42,7 @@ def declared(
         raise InputError(f"unknown stage '{stage}'{f' (did you mean {close[0]}?)' if close else ''}; stages: {', '.join(STAGES)}")
     return STAGES[stage]
 
+# %% ../nbs/70_pipeline.ipynb #7c3f11de
 def stage_notebook(
     stage:str, # a stage name, e.g. 'fragments'
 )->Path:
@@ -84,6 +86,7 @@ def local_dir(
     proto, rest = s.split('://', 1)
     return Path(os.environ.get('CONNECTO_CACHE') or Path.home()/'.cache'/'connecto')/'runs'/proto/rest.strip('/')
 
+# %% ../nbs/70_pipeline.ipynb #e971ea68
 def _stamp(entry:dict)->str:
     "What changes when a stored file changes: its size and ETag or time."
     return f"{entry['size']}:{entry.get('ETag') or entry.get('mtime') or entry.get('LastModified') or entry.get('created')}"
@@ -134,6 +137,7 @@ def pull_run(
     _write_json(local/SYNC_MANIFEST, seen)
     return n
 
+# %% ../nbs/70_pipeline.ipynb #d0296a6d
 def push_run(
     run_dir:str|os.PathLike, # a run folder; nothing to do unless it is a URL
     settled:bool=True, # False while a step runs: databases (MLflow's SQLite file) wait for the end of the step
@@ -149,6 +153,7 @@ def push_run(
     _write_json(local/SYNC_MANIFEST, seen)
     return n
 
+# %% ../nbs/70_pipeline.ipynb #1156d0cb
 PUSH_SECONDS = 60.   # during a step, the mirror is pushed this often: a killed pod loses at most this much of its checkpoints
 
 @contextlib.contextmanager
@@ -189,6 +194,7 @@ def new_run_dir(
     while p.exists(): p, i = Path(f'{base}-{i}'), i + 1
     return p
 
+# %% ../nbs/70_pipeline.ipynb #ab83b764
 @dataclass
 class StageResult:
     "What one step did."
@@ -201,6 +207,7 @@ class StageResult:
     def to_dict(self)->dict: return asdict(self)
     def summary(self)->str: return f"{self.step}: {self.status} in {self.seconds:.1f} s; record {self.notebook}"
 
+# %% ../nbs/70_pipeline.ipynb #2817d21e
 def _kernel_error(e, step:str, nb:Path):
     "An InputError or WorkFailed for a failed stage notebook."
     msg = f"{e.evalue} (stage {step}; run record: {nb})"
@@ -220,6 +227,7 @@ def kernel_stderr(
         sys.stderr.flush(); sys.stderr.close(); sys.stderr = old
         os.dup2(terminal, 2); os.close(terminal)
 
+# %% ../nbs/70_pipeline.ipynb #aa7ccca1
 def run_stage(
     stage:str, # a stage name
     params:dict|None=None, # parameters (checked first)
@@ -257,6 +265,7 @@ def in_run(
     if is_url(run_dir) and not default.split('/')[0].endswith('.zarr'): return str(local_dir(run_dir)/default)
     return f"{run_dir}/{default}"
 
+# %% ../nbs/70_pipeline.ipynb #c07d817a
 def _write_json(path:Path, data):
     "Write JSON atomically (a temporary file, then rename)."
     tmp = path.with_suffix(path.suffix + f'.{os.getpid()}.tmp')
@@ -267,6 +276,7 @@ def read_metrics(run_dir:str|os.PathLike)->dict:
     p = local_dir(run_dir)/'metrics.json'
     return json.loads(p.read_text()) if p.is_file() else {}
 
+# %% ../nbs/70_pipeline.ipynb #f0639b8b
 def record(
     run_dir:str, # the run folder
     step:str, # the step's name
@@ -284,6 +294,7 @@ def record(
     _write_json(rd/'metrics.json', {**read_metrics(rd), step: entry})
     return entry
 
+# %% ../nbs/70_pipeline.ipynb #46af67b0
 def _on_store(path, run_dir:str)->str:
     "A path in the mirror of a URL run folder as its URL on the store; other paths unchanged."
     p, local = str(path), str(local_dir(run_dir))
@@ -307,6 +318,7 @@ class Step(BaseModel):
     @property
     def step(self)->str: return self.name or self.stage
 
+# %% ../nbs/70_pipeline.ipynb #776e073f
 class PipelineConfig(BaseModel):
     "A pipeline: the run folder and the steps in order."
     model_config = ConfigDict(extra='forbid')
@@ -332,6 +344,7 @@ class PipelineConfig(BaseModel):
             except InputError as e: raise InputError(f"step {s.step}: {e}") from None
         return self
 
+# %% ../nbs/70_pipeline.ipynb #d52cce15
 def load_pipeline(
     path:str|os.PathLike, # YAML pipeline file
 )->PipelineConfig:
@@ -362,6 +375,7 @@ class PipelineReport:
         return (f"pipeline: {done} steps run, {skipped} skipped, in {self.seconds:.0f} s; run folder {self.run_dir} "
                 f"(connecto report {self.run_dir})")
 
+# %% ../nbs/70_pipeline.ipynb #c94307e0
 def _state(rd:Path)->dict:
     p = rd/'pipeline.json'
     return json.loads(p.read_text()) if p.is_file() else {}
@@ -439,6 +453,7 @@ def report_text(
         lines.append(f"  {step:<22} {status:<8} {secs:>9}  " + ', '.join(f"{k} {_fmt(v)}" for k, v in _headline(m).items()))
     return '\n'.join(lines)
 
+# %% ../nbs/70_pipeline.ipynb #21aeb5f0
 def write_report(
     run_dir:str|os.PathLike, # a run folder
 )->Path: # the HTML page
@@ -522,6 +537,7 @@ def demo_pipeline(
                                                                                 iterations)]
     return PipelineConfig(run_dir=str(rd), steps=steps)
 
+# %% ../nbs/70_pipeline.ipynb #f696a71b
 @dataclass
 class DemoResult:
     "The demo's scores and where everything is."
@@ -546,6 +562,7 @@ class DemoResult:
                 f"  look at it:   JupyterLab: open the notebooks, or Viewer('{Path(self.segmentation).parent}/raw', seg='{self.segmentation}') "
                 f"from connecto.viewer;\n                neuroglancer: serve {self.run_dir} over HTTP with CORS and add zarr3://http://HOST/data.zarr/... layers")
 
+# %% ../nbs/70_pipeline.ipynb #506296af
 def demo(
     out:str='connecto-demo', # the run folder (re-running resumes)
     progress:bool=True, # progress over the steps

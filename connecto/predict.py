@@ -34,6 +34,7 @@ def output_tiles(
         starts.append(axis)
     return [Roi(s, tuple(a + t for a, t in zip(s, tile))) for s in np.stack(np.meshgrid(*starts, indexing='ij'), -1).reshape(-1, 3).tolist()]
 
+# %% ../nbs/12_predict.ipynb #ebc86c69
 def cosine_window(
     shape:Sequence[int], # tile shape
     overlap:Sequence[int], # blended margin per axis
@@ -74,6 +75,7 @@ def raw_as_float(raw:np.ndarray, where:str)->np.ndarray:
         return r
     raise InputError(f"{where} has dtype {raw.dtype}; raw EM is an integer or float image")
 
+# %% ../nbs/12_predict.ipynb #3cce7e4b
 def predict_region(
     model, # a `UNet3D` in eval mode
     raw:Volume, # raw EM (z, y, x)
@@ -110,6 +112,7 @@ def predict_region(
             norm[dst] += weights[src]
     return acc / norm
 
+# %% ../nbs/12_predict.ipynb #9c6e862f
 def _even_tile(shape:Sequence[int], target:Sequence[int])->tuple:
     "Per axis, the size that cuts `shape` into equal tiles of about `target`: no tile reaches far past the block's edge."
     return tuple(-(-s // -(-s // t)) for s, t in zip(shape, target))

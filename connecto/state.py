@@ -22,6 +22,7 @@ def state_dir(
     "The folder holding the output's ledger and lock."
     return str(output).rstrip('/') + '/.connecto'
 
+# %% ../nbs/03a_state.ipynb #4387062a
 def filesystem(
     path:str, # a path or fsspec URL
 )->tuple:
@@ -33,6 +34,7 @@ def filesystem(
 class OutputBusy(InputError):
     "Another run holds the lock of this output."
 
+# %% ../nbs/03a_state.ipynb #844ce398
 class _NoConditional(Exception):
     "The store refused a conditional write as not implemented."
 

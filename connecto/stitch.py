@@ -69,6 +69,7 @@ def relabel_block(
                          "the fragments changed after the graph was built; re-run agglomerate with --overwrite")
     out.write(block.core.start, ids)
 
+# %% ../nbs/23_stitch.ipynb #be0c113c
 def relabel(
     fragments:Volume, # fragment ids
     out:Volume, # output volume (same shape, opened for writing)

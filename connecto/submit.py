@@ -23,6 +23,7 @@ class Accelerator:
     node_selector:dict # label of the nodes that have it
     device:str # the stage's `device` parameter value
 
+# %% ../nbs/73_submit.ipynb #c43b2b59
 ACCELERATORS = {
     'gpu': Accelerator('nvidia.com/gpu', {'nvidia.com/gpu.present': 'true'}, 'cuda'),
     'hpu': Accelerator('habana.ai/gaudi', {'feature.node.kubernetes.io/pci-1200_1da3.present': 'true'}, 'hpu'),
@@ -66,6 +67,7 @@ def stage_command(
     args = [a for k, v in params.items() for a in ('-p', k, _as_arg(v))]
     return ['connecto', 'run', stage, '--run-dir', run_dir, '--quiet', *args]
 
+# %% ../nbs/73_submit.ipynb #5940611d
 def stage_job(
     stage:str, # the stage to run
     params:dict|None=None, # its parameters (values, or command-line text with `text`)
@@ -120,6 +122,7 @@ def scheduler_address(name:str, namespace:str='default')->str:
     "The in-cluster address of a DaskCluster's scheduler."
     return f"tcp://{name}-scheduler.{namespace}.svc.cluster.local:8786"
 
+# %% ../nbs/73_submit.ipynb #dc42e0d4
 WORKER_ENV = {'DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON': "{'MALLOC_TRIM_THRESHOLD_': None}"}   # glibc's adaptive mmap threshold kept
 
 def dask_cluster(
@@ -184,10 +187,12 @@ def manifests(
         kwargs['scheduler'] = scheduler_address(name, ns)
     return out + [stage_job(stage, params, image, **kwargs)]
 
+# %% ../nbs/73_submit.ipynb #01be496b
 def to_yaml(docs:list)->str:
     "Manifests as one multi-document YAML text, for `kubectl apply -f -`."
     return yaml.safe_dump_all(docs, sort_keys=False)
 
+# %% ../nbs/73_submit.ipynb #88629128
 def _create_error(e:Exception, kind:str, ns:str, name:str, done:list)->Exception:
     "One clear error for a refused or failed create, naming what was created before it."
     from kubernetes.client.rest import ApiException

@@ -90,6 +90,7 @@ def texture(shape, rng, sigma:float, amplitude:float)->np.ndarray:
     t = ndi.gaussian_filter(rng.normal(size=shape).astype(np.float32), sigma)
     return t * (amplitude / (t.std() + 1e-6))
 
+# %% ../nbs/06_synthetic.ipynb #7cceeced
 def render(
     labels:np.ndarray, # isotropic labels (z, y, x)
     rng:np.random.Generator, # random source
@@ -105,6 +106,7 @@ def render(
     img[membranes(labels, membrane_thickness)] = 55
     return ndi.gaussian_filter(img, blur)
 
+# %% ../nbs/06_synthetic.ipynb #b07a3c31
 def section(
     volume:np.ndarray, # isotropic volume (z, y, x)
     anisotropy:int, # keep every anisotropy-th plane
@@ -115,6 +117,7 @@ def section(
     if blur: volume = ndi.gaussian_filter1d(volume, anisotropy / 2.5, axis=0)
     return volume[anisotropy // 2::anisotropy]
 
+# %% ../nbs/06_synthetic.ipynb #9676edb0
 def imaging_noise(
     img:np.ndarray, # intensities (z, y, x), 0..255 scale
     rng:np.random.Generator, # random source

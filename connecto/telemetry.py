@@ -47,6 +47,7 @@ def memory_usage_bytes(pid:int|None=None)->int:
         except psutil.Error: pass
     return total
 
+# %% ../nbs/04_telemetry.ipynb #4690f4c3
 def sample_memory()->int:
     "Update the memory gauge and return its value."
     m = memory_usage_bytes(); MEMORY_USAGE.set(m); return m
@@ -98,6 +99,7 @@ def check_storage(cfg:Config)->list[Check]:
                      f"{used:.0%} used, {du.free / 2**30:.1f} GiB free (alert above {cfg.alert_thresholds.disk:.0%})"))
     return out
 
+# %% ../nbs/04_telemetry.ipynb #a18d9d1c
 def check_memory(cfg:Config)->Check:
     "System memory in use below `alert_thresholds.memory`."
     vm = psutil.virtual_memory()
@@ -119,6 +121,7 @@ def check_accelerators(cfg:Config)->list[Check]:
                              f"{used:.0%} used of {total / 2**30:.1f} GiB (alert above {cfg.alert_thresholds.gpu_memory:.0%})"))
     return out
 
+# %% ../nbs/04_telemetry.ipynb #b68cc9f9
 def check_scheduler(address:str, timeout:float=5.)->Check:
     "The Dask scheduler at `address` answers and has workers."
     from distributed import Client

@@ -22,6 +22,7 @@ def huge_pages():
     "Let torch's CPU allocator put tensors of 2 MiB and more on transparent huge pages (`THP_MEM_ALLOC_ENABLE=1`), unless set."
     os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
 
+# %% ../nbs/10_unet.ipynb #76c09f06
 def select_device(
     device:str='cpu', # 'cpu', 'cuda' or 'hpu'
 )->'torch.device':
@@ -41,6 +42,7 @@ def select_device(
                          "run in a Gaudi image (e.g. vault.habana.ai/gaudi-docker/.../pytorch-installer) or use --device cpu") from None
     return torch.device('hpu')
 
+# %% ../nbs/10_unet.ipynb #9225b1e5
 def autocast_dtype(
     precision:str='fp32', # 'fp32', 'bf16' or 'fp16'
 )->'torch.dtype|None':
@@ -155,6 +157,7 @@ def center_crop(x:torch.Tensor, shape:Sequence[int])->torch.Tensor:
     lo = [(a - b) // 2 for a, b in zip(x.shape[2:], shape)]
     return x[(...,) + tuple(slice(l, l + s) for l, s in zip(lo, shape))]
 
+# %% ../nbs/10_unet.ipynb #b514d771
 class UNet3D(nn.Module):
     "A 3D U-Net built from a `UNetConfig`; outputs sigmoid probabilities (N, out_channels, z, y, x)."
     def __init__(self, cfg:UNetConfig|None=None, **kwargs):
@@ -208,6 +211,7 @@ def export_torchscript(
     if diff > atol: raise RuntimeError(f"the TorchScript export differs from the model by {diff:.3g} > {atol}")
     return diff
 
+# %% ../nbs/10_unet.ipynb #2fce6dca
 def export_onnx(
     model:UNet3D, # the model
     path:str, # output file (.onnx)
@@ -241,6 +245,7 @@ def save_checkpoint(
     os.replace(tmp, p)
     return str(p)
 
+# %% ../nbs/10_unet.ipynb #95db310b
 def load_checkpoint(
     path:str, # a file written by `save_checkpoint`
     device:str|torch.device='cpu', # where to put the model

@@ -24,6 +24,7 @@ def label_colors(
     rgb = hsv_to_rgb(np.stack([hue, sat, np.full(hue.shape, 0.95)], -1))
     return np.concatenate([rgb, np.where(labels == 0, 0., alpha)[..., None]], -1)
 
+# %% ../nbs/72_viewer.ipynb #9df16e63
 def _as_array(v, name:str)->np.ndarray:
     "An array from an array, a Volume or a volume spec."
     if isinstance(v, np.ndarray): return v

@@ -31,6 +31,7 @@ def is_url(path:str)->bool:
     "True if `path` is an fsspec URL such as `s3://...` (not `file://`)."
     return bool(re.match(r'^[a-z][a-z0-9+.-]*://', str(path))) and not str(path).startswith('file://')
 
+# %% ../nbs/01_volume.ipynb #60c708ff
 def spec_kind(
     spec:str, # volume spec, e.g. `raw.h5:stack`, `out.zarr/raw`, `slices/`
 )->tuple: # (kind, path, key)
@@ -187,6 +188,7 @@ def zarr_node(
         if 'not found' in str(e).lower() or isinstance(e, KeyError): return None
         raise
 
+# %% ../nbs/01_volume.ipynb #ed657f2e
 def _bad_chunk(arr, sl):
     "The key of the first chunk of `arr` within `sl` that fails to decode, or None."
     ranges = [range(*s.indices(n)) for s, n in zip(sl, arr.shape)]
@@ -535,6 +537,7 @@ def open_volume(spec, mode='r', **kwargs)->Volume:
     "Open the volume at `spec` (see `Volume`)."
     return spec if isinstance(spec, Volume) else Volume(spec, mode=mode, **kwargs)
 
+# %% ../nbs/01_volume.ipynb #46a9d72b
 def from_array(
     data:np.ndarray, # (z, y, x) or (c, z, y, x) array
     spec:str, # output `path.zarr/name`
