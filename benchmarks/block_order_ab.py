@@ -22,19 +22,21 @@ CHILD = r'''
 import sys, json, time, shutil
 import numpy as np
 import connecto.engine as E, connecto.volume as V
+from connecto.cluster import shared_cluster, shared_client
 from connecto.fragments import fragments, _load_kernels
+F = sys.modules['connecto.fragments']                         # the module (the package's attribute is the function)
 from connecto.config import Config
 import distributed, numba, cc3d, fastremap                  # imported lazily by the stage: not timed
 aff, out, order, w, one, cache = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == '1', float(sys.argv[6])
 if order == 'C':
-    V.Volume.block_order = lambda self, g: np.arange(len(g))
+    F.block_order = lambda volume, grid: np.arange(len(grid))
     E._spread = lambda ids, *a, **k: (np.asarray(ids), None, [])
 shutil.rmtree(out, ignore_errors=True)
 _load_kernels()
 t = time.perf_counter()
-with E.shared_cluster(w, 1 if one else None):
+with shared_cluster(w, 1 if one else None):
     fr = fragments(aff, f'{out}/fragments', kind='affinities', block_shape=(64, 256, 256), halo=16, progress=False, config=Config(cache_size_gb=cache))
-    others = sum(E._SHARED.get().get().run(lambda: __import__('connecto.volume').volume.CHUNK_CACHE.misses).values()) if w else 0
+    others = sum(shared_client().run(lambda: __import__('connecto.volume').volume.CHUNK_CACHE.misses).values()) if w else 0
 print(json.dumps(dict(seconds=time.perf_counter() - t, decodes=V.CHUNK_CACHE.misses + others, fragments=fr.fragments)))
 '''
 

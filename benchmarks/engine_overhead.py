@@ -19,23 +19,25 @@ def triple(s): return tuple(int(v) for v in s.split(','))
 def generate_input(spec, shape, chunks):
     from connecto.volume import create_volume
     from connecto.blocks import BlockGrid
-    from connecto.engine import run_blockwise
+    from connecto.engine import run_blockwise, Task
+    from connecto.config import Config
     vol = create_volume(spec, shape, 'uint8', chunks=chunks, compression='zstd', compression_level=3, overwrite=True)
-    rep = run_blockwise(K.generate_block, BlockGrid(shape, chunks), spec, kwargs=dict(dst=vol), stage='generate',
-                        workers=2, progress=False)
+    rep = run_blockwise(Task('generate', BlockGrid(shape, chunks), spec, K.generate_block, dict(dst=vol)),
+                        Config(num_workers=2), progress=False)
     return rep
 
 def run_connecto(inp, out, shape, chunks, halo, sigma, workers, client=None):
     "Returns (wall seconds incl. output creation and cluster start, RunReport)."
     from connecto.volume import Volume, create_volume
     from connecto.blocks import BlockGrid
-    from connecto.engine import run_blockwise
+    from connecto.engine import run_blockwise, Task
+    from connecto.config import Config
     rmtree(Path(out.split('.zarr')[0] + '.zarr'))
     t = time.perf_counter()
     dst = create_volume(out, shape, 'float32', chunks=chunks, compression='zstd', compression_level=3)
-    rep = run_blockwise(K.gaussian_block, BlockGrid(shape, chunks, halo), out,
-                        kwargs=dict(src=Volume(inp), dst=dst, sigma=sigma), stage='gaussian',
-                        workers=workers, client=client, progress=False)
+    rep = run_blockwise(Task('gaussian', BlockGrid(shape, chunks, halo), out, K.gaussian_block,
+                             dict(src=Volume(inp), dst=dst, sigma=sigma)),
+                        Config(num_workers=workers), client=client, progress=False)
     return time.perf_counter() - t, rep
 
 def dask_cluster():

@@ -30,22 +30,24 @@ def chunk_boxes(shape, chunks):
 def connecto_write(spec, shape, chunks, codec, client=None, block=None):
     from connecto.volume import create_volume
     from connecto.blocks import BlockGrid
-    from connecto.engine import run_blockwise
+    from connecto.engine import run_blockwise, Task
+    from connecto.config import Config
     rmtree(spec.split('.zarr')[0] + '.zarr')
     t = time.perf_counter()
     vol = create_volume(spec, shape, 'uint8', chunks=chunks, compression=codec, compression_level=3)
-    run_blockwise(K.write_block, BlockGrid(shape, block or chunks), spec, kwargs=dict(dst=vol), stage='write',
-                  workers=WORKERS, client=client, progress=False)
+    run_blockwise(Task('write', BlockGrid(shape, block or chunks), spec, K.write_block, dict(dst=vol)),
+                  Config(num_workers=WORKERS), client=client, progress=False)
     return time.perf_counter() - t
 
 def connecto_read(spec, shape, chunks, ledger_dir, client=None, block=None):
     from connecto.volume import Volume
     from connecto.blocks import BlockGrid
-    from connecto.engine import run_blockwise
+    from connecto.engine import run_blockwise, Task
+    from connecto.config import Config
     rmtree(ledger_dir)
     t = time.perf_counter()
-    run_blockwise(K.read_block, BlockGrid(shape, block or chunks), ledger_dir, kwargs=dict(src=Volume(spec)), stage='read',
-                  workers=WORKERS, client=client, progress=False)
+    run_blockwise(Task('read', BlockGrid(shape, block or chunks), ledger_dir, K.read_block, dict(src=Volume(spec))),
+                  Config(num_workers=WORKERS), client=client, progress=False)
     return time.perf_counter() - t
 
 # ------------------------------------------------------------------ tensorstore
@@ -105,7 +107,7 @@ def main():
     ap.add_argument('--no-results', action='store_true')
     a = ap.parse_args()
     logging.getLogger('distributed').setLevel(logging.ERROR)
-    from connecto.engine import dask_client
+    from connecto.cluster import dask_client
     wd = Path(a.workdir); rmtree(wd); wd.mkdir(parents=True, exist_ok=True)
     global WORKERS
     WORKERS = a.workers
@@ -160,8 +162,8 @@ def main():
               if d['medians'][b_] / d['medians'][a_] < 0.9]
     body = f"""Array: {shape[0]}x{shape[1]}x{shape[2]} uint8 ({gib(nbytes):.2f} GiB), chunks {chunks[0]}x{chunks[1]}x{chunks[2]}, Zarr v3; connecto blocks {"x".join(map(str, a.block_shape or chunks))}.
 Content: the same synthetic, compressible data on both sides (`bench_kernels.synth_region`, a window of a cached
-template per chunk, ~1.7x with zstd-3). connecto write = `run_blockwise(write_block, workers={a.workers})` into a volume
-made by `create_volume`; connecto read = `run_blockwise(read_block, workers={a.workers})` (each block's core read and
+template per chunk, ~1.7x with zstd-3). connecto write = `run_blockwise(Task('write', ..., write_block), Config(num_workers={a.workers}))` into a volume
+made by `create_volume`; connecto read = `run_blockwise(Task('read', ..., read_block), Config(num_workers={a.workers}))` (each block's core read and
 decoded, then dropped). tensorstore write = one `write` per chunk, all issued at once, then awaited; tensorstore
 read = the whole array in 64-slice slabs with one slab read ahead; default tensorstore context (2 cores). Both
 read the array connecto wrote. dd: `dd if=/dev/zero of=FILE bs=16M count=64 oflag=direct`, then

@@ -46,7 +46,8 @@ def main():
     from connecto.ingest import ingest
     from connecto.volume import Volume, create_volume
     from connecto.blocks import BlockGrid
-    from connecto.engine import run_blockwise
+    from connecto.engine import run_blockwise, Task
+    from connecto.config import Config
     logging.getLogger('distributed').setLevel(logging.ERROR)
     wd = Path(a.workdir); rmtree(wd); wd.mkdir(parents=True, exist_ok=True)
     shape, bs = a.shape, a.block_shape
@@ -63,7 +64,7 @@ def main():
     with TreeRSS(0.2) as all_rss:
         with TreeRSS(0.2) as ing_rss:
             t = time.perf_counter()
-            r1 = ingest(npy, raw, block_shape=bs, workers=a.workers, progress=False)
+            r1 = ingest(npy, raw, block_shape=bs, config=Config(num_workers=a.workers), progress=False)
             t_ing = time.perf_counter() - t
         stored = du(wd / 'big.zarr')
         print(f"ingest: {t_ing:.1f} s ({nbytes / t_ing / 1e6:.0f} MB/s), {r1.blocks_done} blocks, peak tree RSS "
@@ -72,8 +73,8 @@ def main():
             t = time.perf_counter()
             src = Volume(raw)
             dst = create_volume(inv, shape, 'uint8', chunks=src.chunks, compression='zstd', compression_level=3)
-            r2 = run_blockwise(K.invert_block, BlockGrid(shape, bs), inv, kwargs=dict(src=src, dst=dst), stage='invert',
-                               workers=a.workers, progress=False)
+            r2 = run_blockwise(Task('invert', BlockGrid(shape, bs), inv, K.invert_block, dict(src=src, dst=dst)),
+                               Config(num_workers=a.workers), progress=False)
             t_k = time.perf_counter() - t
         print(f"invert kernel: {t_k:.1f} s ({nbytes / t_k / 1e6:.0f} MB/s), peak tree RSS {gib(k_rss.peak):.2f} GiB "
               f"(anon {gib(k_rss.peak_anon):.2f})", flush=True)
@@ -95,7 +96,7 @@ def main():
     verdict = 'met' if peak <= 2 * 2**30 else 'MISSED'
     body = f"""Source: a {shape[0]}x{shape[1]}x{shape[2]} uint8 `.npy` ({gib(nbytes):.2f} GiB, written in 64-slice slabs through
 `np.lib.format.open_memmap` in {t_gen:.0f} s; compressible content), ingested with
-`ingest(npy, zarr, block_shape={bs}, workers={a.workers})` (Zarr v3, zstd-3, chunks = blocks; {gib(stored):.2f} GiB on disk
+`ingest(npy, zarr, block_shape={bs}, config=Config(num_workers={a.workers}))` (Zarr v3, zstd-3, chunks = blocks; {gib(stored):.2f} GiB on disk
 incl. the new volume below), then `run_blockwise` of a cheap kernel (`255 - x`, uint8 out, same blocks, workers={a.workers}).
 RSS of the whole process tree (this process + {all_rss.peak_procs - 1} children: Dask nannies and workers), summed from
 `/proc/PID/status` (RssAnon + RssFile + RssShmem = psutil `rss`) every 0.2 s in a thread; {all_rss.samples} samples.

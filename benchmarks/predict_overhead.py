@@ -75,7 +75,7 @@ def child(task:str):
     print(json.dumps(res))
 
 def run(task:dict, huge_pages:bool=True, heap:bool=False)->dict:
-    from connecto.engine import _HEAP_ENVIRON as HEAP_ENVIRON
+    from connecto.cluster import _HEAP_ENVIRON as HEAP_ENVIRON
     env = {**os.environ, 'THP_MEM_ALLOC_ENABLE': '1' if huge_pages else '0', **(HEAP_ENVIRON if heap else {})}
     r = subprocess.run([sys.executable, __file__, '--child', json.dumps(task)], capture_output=True, text=True, env=env)
     if r.returncode: raise RuntimeError(r.stderr[-2000:])

@@ -106,13 +106,14 @@ def connecto_sweep(src:str, frags:str|None, thresholds, wd:Path, kind='boundarie
     with all thresholds. Returns ({threshold: seg}, info)."""
     from connecto.fragments import fragments
     from connecto.agglomerate import agglomerate
+    from connecto.config import Config
     rmtree(wd); wd.mkdir(parents=True)
     info = {}
     if frags is None:
         frags = str(wd / 'c.zarr/fragments')
-        r = fragments(src, frags, kind=kind, progress=False, workers=0, **kw)
+        r = fragments(src, frags, kind=kind, progress=False, config=Config(num_workers=0), **kw)
         info['fragments'] = r.fragments
-    rep = agglomerate(frags, src, str(wd / 'c.zarr/seg'), thresholds=thresholds, kind=kind, workers=0, progress=False)
+    rep = agglomerate(frags, src, str(wd / 'c.zarr/seg'), thresholds=thresholds, kind=kind, config=Config(num_workers=0), progress=False)
     info.update(graph_fragments=rep.fragments, edges=rep.edges)
     return {o['threshold']: read(o['out']) for o in rep.outputs}, info
 
@@ -276,7 +277,7 @@ def run_connecto(aff:str, out:str, workers:int, block_shape, threshold=0.5, halo
     from connecto.config import Config
     from connecto.fragments import fragments
     from connecto.agglomerate import agglomerate
-    from connecto.engine import shared_cluster
+    from connecto.cluster import shared_cluster
     import distributed, numba, cc3d, fastremap                 # imported lazily by the stages: imports are not timed (nor waterz's)
     from connecto.fragments import _load_kernels
     rmtree(out)
@@ -331,7 +332,8 @@ def profile_blocks(aff:str, block_shape, halo=HALO, min_size=20)->dict:
     import fastremap, tempfile, shutil
     from connecto.volume import open_volume, create_volume
     from connecto.blocks import BlockGrid, Roi
-    from connecto.engine import BlockTables
+    from connecto.state import BlockTables
+    from connecto.order import block_order
     from connecto.maps import boundary_levels
     from connecto.fragments import minima_seeds, core_ids, id_dtype, _core_levels, _Flood, _load_kernels
     from connecto.graph import core_tables
@@ -345,7 +347,7 @@ def profile_blocks(aff:str, block_shape, halo=HALO, min_size=20)->dict:
     dst = create_volume(f'{tmp}/f.zarr/fragments', v.spatial_shape, id_dtype(len(grid) * stride), chunks=block_shape)
     tables, faces = BlockTables(dst.spec, 'profile'), BlockTables(dst.spec, 'profile-faces')
     voxels = seeds = small_n = first_read = 0
-    for block in (grid[int(i)] for i in v.block_order(grid)):            # in the stage's order
+    for block in (grid[int(i)] for i in block_order(v, grid)):            # in the stage's order
         ctx = block.context.intersect(Roi((0, 0, 0), v.spatial_shape))     # as fragment_block
         data = v.read(ctx.start, ctx.stop); lap('read')
         first_read = first_read or out['read']
