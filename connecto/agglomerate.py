@@ -130,6 +130,81 @@ def _scorer(scorer, classifier, kind, raw):
     if scorer is not None: raise InputError("give an edge scorer or a classifier, not both")
     return classifier_scorer(classifier, kind, raw)
 
+def _thresholds(
+    thresholds:Sequence[float]|float|None, # as `agglomerate` takes them
+    scorer:Callable|None, # the edge scorer, whose `threshold` is the default
+)->list:
+    "The thresholds, sorted and without repeats: those given, else the scorer's, else 0.5."
+    if thresholds is None: thresholds = getattr(scorer, 'threshold', None)
+    if thresholds is None: thresholds = 0.5
+    thresholds = sorted({float(t) for t in (thresholds if np.iterable(thresholds) else [thresholds])})
+    if not thresholds or min(thresholds) < 0: raise InputError(f"thresholds must be >= 0, got {thresholds}")
+    return thresholds
+
+def _open_inputs(
+    fragments:str, source:str, out:str, kind:str, # as `agglomerate` takes them
+    thresholds:list, # from `_thresholds`
+    cfg:Config, # the pipeline config
+)->tuple:
+    "(fragments volume, source volume, output spec of each threshold), checked before anything is written."
+    frags, src = _open_fragments(fragments, cfg), open_volume(source, cache_size_gb=cfg.cache_size_gb)
+    check_map(src, kind)
+    if src.spatial_shape != frags.shape:
+        raise InputError(f"the fragments {fragments} have shape {frags.shape} but the {kind} {source} cover {src.spatial_shape}; "
+                         "they must be of the same region")
+    outs = threshold_outputs(out, thresholds)
+    for o in outs:
+        if spec_kind(o)[0] != 'zarr': raise InputError(f"outputs are Zarr volume specs like seg.zarr/segmentation, not '{o}'")
+    return frags, src, outs
+
+def _merges(
+    g:RegionGraph, # the region graph
+    scorer:Callable|None, # the edge scorer (None: mean boundary)
+    thresholds:list, # merges go up to the largest
+    path:str, # where the merge sequence is stored
+)->Merges:
+    "The merge sequence: the stored one of an interrupted run with the default scorer (same graph), else computed and stored."
+    m = _load_merges(path, g) if scorer is None else None
+    if m is None:
+        m = merge_sequence(len(g.nodes), g.u, g.v, g.area, edge_scores(g, scorer), max(thresholds))
+        _save_merges(path, g, m)
+    return m
+
+def _segment(
+    frags, src, kind:str, # the fragments, the source and what it is
+    outs:list, thresholds:list, # one output per threshold
+    scorer:Callable|None, # the edge scorer (None: mean boundary)
+    grid:BlockGrid, # the blocks
+    base:dict, # what names the run: fragments, source, kind, scorer
+    cfg:Config, overwrite:bool, progress:bool, # as `agglomerate` takes them
+)->tuple:
+    "Under the outputs' locks: the region graph, its merge sequence, each threshold's segmentation relabelled from the fragments. (graph, merges, outputs, scorer, seconds per stage)."
+    bs, stages = grid.block_shape, {}
+    meta = dict(voxel_size=frags.voxel_size, offset=frags.offset, units=frags.units)
+    keys = [layout_key(grid, stage='stitch', threshold=t, **base) for t in thresholds]
+    with contextlib.ExitStack() as stack:
+        locks = [stack.enter_context(OutputLock(o)) for o in outs]
+        stack.enter_context(shared_cluster(cfg.num_workers, None, cfg.scheduler_address))
+        vols = [prepare_output(o, k, frags.shape, frags.dtype if frags.dtype in (np.uint32, np.uint64) else np.uint64, bs, {**meta, 'attrs': {'agglomerate': {**base, 'threshold': t}}}, cfg, overwrite)
+                for o, k, t in zip(outs, keys, thresholds)]
+        t1 = time.perf_counter()
+        g = region_graph(frags, src, kind, outs[0], bs, cfg, progress, lock=locks[0])
+        if len(g.nodes) == 0: raise InputError(f"{base['fragments']} has no fragments (all 0): run `connecto fragments` first")
+        stages['graph'] = time.perf_counter() - t1; t1 = time.perf_counter()
+        if hasattr(scorer, 'bind'):                                 # e.g. a learned scorer: features of these volumes
+            scorer = scorer.bind(fragments=frags, source=src, kind=kind, folder=f"{state_dir(outs[0])}/features", block_shape=bs,
+                                 config=cfg, progress=progress)
+        m = _merges(g, scorer, thresholds, f"{state_dir(outs[0])}/merges-{layout_key(grid, stage='merges', thresholds=thresholds, **base)}.npz")
+        stages['agglomerate'] = time.perf_counter() - t1; t1 = time.perf_counter()
+        results = []
+        for o, vol, t, lk in zip(outs, vols, thresholds, locks):
+            k = m.cut(t)
+            ids = union_find(g.nodes, m.a[:k], m.b[:k])
+            relabel(frags, vol, g.nodes, ids, bs, dict(threshold=t, **base), cfg, progress, lock=lk)
+            results.append(dict(threshold=t, out=o, segments=int(len(np.unique(ids))), merges=k))
+        stages['stitch'] = time.perf_counter() - t1
+    return g, m, results, scorer, stages
+
 def agglomerate(
     fragments:str, # fragments volume spec (integer labels, 0 = none)
     source:str, # boundaries (z, y, x; 1 = boundary) or affinities (3, z, y, x; 1 = same object)
@@ -148,49 +223,11 @@ def agglomerate(
     "Segment `fragments` by hierarchical agglomeration on `source`, one stitched segmentation per threshold."
     t0, cfg = time.perf_counter(), config or Config()
     scorer = _scorer(scorer, classifier, kind, raw)
-    if thresholds is None: thresholds = getattr(scorer, 'threshold', None)
-    if thresholds is None: thresholds = 0.5
-    thresholds = sorted({float(t) for t in (thresholds if np.iterable(thresholds) else [thresholds])})
-    if not thresholds or min(thresholds) < 0: raise InputError(f"thresholds must be >= 0, got {thresholds}")
-    frags, src = _open_fragments(fragments, cfg), open_volume(source, cache_size_gb=cfg.cache_size_gb)
-    check_map(src, kind)
-    if src.spatial_shape != frags.shape:
-        raise InputError(f"the fragments {fragments} have shape {frags.shape} but the {kind} {source} cover {src.spatial_shape}; "
-                         "they must be of the same region")
-    outs = threshold_outputs(out, thresholds)
-    for o in outs:
-        if spec_kind(o)[0] != 'zarr': raise InputError(f"outputs are Zarr volume specs like seg.zarr/segmentation, not '{o}'")
+    thresholds = _thresholds(thresholds, scorer)
+    frags, src, outs = _open_inputs(fragments, source, out, kind, thresholds, cfg)
     grid = BlockGrid.fitted(frags.shape, block_shape or (frags.chunks if frags.kind == 'zarr' else cfg.chunk_size))
-    bs = grid.block_shape
     scorer_name = (getattr(scorer, 'fingerprint', None) or getattr(scorer, '__qualname__', repr(scorer))) if scorer else 'mean_boundary'
     base = dict(fragments=str(fragments), source=str(source), kind=kind, scorer=scorer_name)
-    keys = [layout_key(grid, stage='stitch', threshold=t, **base) for t in thresholds]
-    meta = dict(voxel_size=frags.voxel_size, offset=frags.offset, units=frags.units)
-    stages = {}
-    with contextlib.ExitStack() as stack:
-        locks = [stack.enter_context(OutputLock(o)) for o in outs]
-        stack.enter_context(shared_cluster(cfg.num_workers, None, cfg.scheduler_address))
-        vols = [prepare_output(o, k, frags.shape, frags.dtype if frags.dtype in (np.uint32, np.uint64) else np.uint64, bs, {**meta, 'attrs': {'agglomerate': {**base, 'threshold': t}}}, cfg, overwrite)
-                for o, k, t in zip(outs, keys, thresholds)]
-        t1 = time.perf_counter()
-        g = region_graph(frags, src, kind, outs[0], bs, cfg, progress, lock=locks[0])
-        if len(g.nodes) == 0: raise InputError(f"{fragments} has no fragments (all 0): run `connecto fragments` first")
-        stages['graph'] = time.perf_counter() - t1; t1 = time.perf_counter()
-        if hasattr(scorer, 'bind'):                                 # e.g. a learned scorer: features of these volumes
-            scorer = scorer.bind(fragments=frags, source=src, kind=kind, folder=f"{state_dir(outs[0])}/features", block_shape=bs,
-                                 config=cfg, progress=progress)
-        mpath = f"{state_dir(outs[0])}/merges-{layout_key(grid, stage='merges', thresholds=thresholds, **base)}.npz"
-        m = _load_merges(mpath, g) if scorer is None else None
-        if m is None:
-            m = merge_sequence(len(g.nodes), g.u, g.v, g.area, edge_scores(g, scorer), max(thresholds))
-            _save_merges(mpath, g, m)
-        stages['agglomerate'] = time.perf_counter() - t1; t1 = time.perf_counter()
-        results = []
-        for o, vol, t, lk in zip(outs, vols, thresholds, locks):
-            k = m.cut(t)
-            ids = union_find(g.nodes, m.a[:k], m.b[:k])
-            relabel(frags, vol, g.nodes, ids, bs, dict(threshold=t, **base), cfg, progress, lock=lk)
-            results.append(dict(threshold=t, out=o, segments=int(len(np.unique(ids))), merges=k))
-        stages['stitch'] = time.perf_counter() - t1
+    g, m, results, scorer, stages = _segment(frags, src, kind, outs, thresholds, scorer, grid, base, cfg, overwrite, progress)
     return AgglomerationReport(len(g.nodes), len(g.u), len(m), results, time.perf_counter() - t0,
                                {k: round(v, 3) for k, v in stages.items()}, getattr(scorer, 'monitoring', None))

@@ -103,6 +103,56 @@ def _pack(
         for y in range(ny):
             for x in range(nx): cell[z + 1, y + 1, x + 1] = (np.uint64(levels[z, y, x]) << shift) | markers[z, y, x]
 
+def _first_front(
+    cell:np.ndarray, # flat padded volume, as `_priority_flood` takes it
+    pit:np.ndarray, # where the front goes: `_priority_flood`'s `pit`
+    start:np.ndarray, # int64 zeros (257), written: start[level + 1] = the voxels of each level (`_priority_flood`'s `start`)
+    sz:int, nx:int, # the strides of z and y in `cell`
+    shift:int, mask:int, # as `_priority_flood` takes them
+)->int:
+    "A first flood's front: the labelled voxels next to an unlabelled one, ascending, in `pit`; returns their number."
+    nf = 0
+    for p in range(cell.size): start[np.int64(cell[p] >> shift) + 1] += 1   # a voxel is queued at most once, in its level's bucket
+    for p in range(cell.size):
+        if (cell[p] & mask) == 0 or (cell[p] & mask) == mask: continue
+        if ((cell[p - sz] & mask) == 0 or (cell[p - nx] & mask) == 0 or (cell[p - 1] & mask) == 0 or (cell[p + 1] & mask) == 0
+                or (cell[p + nx] & mask) == 0 or (cell[p + sz] & mask) == 0):
+            pit[nf] = p; nf += 1
+    return nf
+
+def _refill_front(
+    cell:np.ndarray, # flat padded volume, as `_priority_flood` takes it; the voxels of `gone` labels are emptied
+    pit:np.ndarray, # where the front goes: `_priority_flood`'s `pit`
+    start:np.ndarray, # int64 zeros (257), written: start[level + 1] = the emptied and front voxels of each level
+    sz:int, nx:int, # the strides of z and y in `cell`
+    shift:int, mask:int, # as `_priority_flood` takes them
+    gone:np.ndarray, # bool per label: the labels to empty
+)->int:
+    "Empty the `gone` labels' voxels; their labelled neighbours, ascending, in `pit`: the front. Returns its size."
+    m = 0                                                       # only the emptied voxels and their front are touched
+    for p in range(cell.size):
+        label = cell[p] & mask
+        if label != mask and label < gone.size and gone[label]: m += 1
+    where = np.empty(m, np.int64)
+    m = 0
+    for p in range(cell.size):
+        label = cell[p] & mask
+        if label != mask and label < gone.size and gone[label]:
+            where[m] = p; m += 1
+            cell[p] ^= label
+            start[np.int64(cell[p] >> shift) + 1] += 1
+    near = np.empty(6 * m, np.int64)
+    k = 0
+    for p in where:
+        for q in (p - sz, p - nx, p - 1, p + 1, p + nx, p + sz):
+            if (cell[q] & mask) != 0 and (cell[q] & mask) != mask: near[k] = q; k += 1
+    near = np.unique(near[:k])
+    nf = 0
+    for q in near:
+        pit[nf] = q; nf += 1
+        start[np.int64(cell[q] >> shift) + 1] += 1
+    return nf
+
 def _priority_flood(
     cell:np.ndarray, # flat padded volume, level << shift | label: label 0 = to flood, `mask` = padding; changed in place
     queue:np.ndarray, # flat integer scratch of the same size (int32 when it can index the volume: less memory traffic)
@@ -111,41 +161,11 @@ def _priority_flood(
     nx:int, # padded size along x
     shift:int, # bits of the label
     mask:int, # (1 << shift) - 1, in the type of `cell`
-    gone:np.ndarray, # bool per label: labels to empty and flood again from their neighbours; empty: none (a first flood)
+    start:np.ndarray, # per level, the voxels it will queue (at start[level + 1]): from `_first_front` or `_refill_front`
+    nf:int, # the front's size: its voxels, ascending, begin `pit`
 ):
     "Grow the labels over the unlabelled voxels, lowest level first, in the order they were reached within a level."
-    n, sz = cell.size, ny * nx
-    start = np.zeros(257, np.int64)
-    nf = 0                                                      # the front, ascending, in `pit`: labelled voxels next to an unlabelled one
-    if gone.size == 0:
-        for p in range(n): start[np.int64(cell[p] >> shift) + 1] += 1   # a voxel is queued at most once, in its level's bucket
-        for p in range(n):
-            if (cell[p] & mask) == 0 or (cell[p] & mask) == mask: continue
-            if ((cell[p - sz] & mask) == 0 or (cell[p - nx] & mask) == 0 or (cell[p - 1] & mask) == 0 or (cell[p + 1] & mask) == 0
-                    or (cell[p + nx] & mask) == 0 or (cell[p + sz] & mask) == 0):
-                pit[nf] = p; nf += 1
-    else:                                                       # only the emptied voxels and their front are touched
-        m = 0
-        for p in range(n):
-            label = cell[p] & mask
-            if label != mask and label < gone.size and gone[label]: m += 1
-        where = np.empty(m, np.int64)
-        m = 0
-        for p in range(n):
-            label = cell[p] & mask
-            if label != mask and label < gone.size and gone[label]:
-                where[m] = p; m += 1
-                cell[p] ^= label
-                start[np.int64(cell[p] >> shift) + 1] += 1
-        near = np.empty(6 * m, np.int64)
-        k = 0
-        for p in where:
-            for q in (p - sz, p - nx, p - 1, p + 1, p + nx, p + sz):
-                if (cell[q] & mask) != 0 and (cell[q] & mask) != mask: near[k] = q; k += 1
-        near = np.unique(near[:k])
-        for q in near:
-            pit[nf] = q; nf += 1
-            start[np.int64(cell[q] >> shift) + 1] += 1
+    sz = ny * nx
     for i in range(256): start[i + 1] += start[i]
     head, tail = start[:256].copy(), start[:256].copy()
     cur = 256
@@ -197,9 +217,12 @@ class _Flood:
         voxel is labelled (the block is one connected region) unless there were no seeds at all, so if any label stays, the
         emptied voxels all get one again."""
         c = self.cell
+        flat, ny, nx = c.ravel(), c.shape[1], c.shape[2]
         queue, pit = (np.empty(c.size, np.int32 if c.size < 2**31 else np.int64) for _ in range(2))   # pages touched as used
-        compiled(_priority_flood)(c.ravel(), queue, pit, c.shape[1], c.shape[2], self.shift, self.mask,
-                                  np.zeros(0, np.bool_) if gone is None else gone)
+        start = np.zeros(257, np.int64)                         # per level: the voxels to queue, then where its bucket starts
+        if gone is None or gone.size == 0: nf = compiled(_first_front)(flat, pit, start, ny * nx, nx, self.shift, self.mask)
+        else: nf = compiled(_refill_front)(flat, pit, start, ny * nx, nx, self.shift, self.mask, gone)
+        compiled(_priority_flood)(flat, queue, pit, ny, nx, self.shift, self.mask, start, nf)
 
     def labels(self)->np.ndarray:
         "uint32 labels, 0 where no seed reached."
@@ -330,9 +353,9 @@ def id_dtype(
     return np.dtype(np.uint32 if n < 2**32 else np.uint64)
 
 def _load_kernels():
-    "Load the compiled seeds and flood kernels (numba's start-up takes about half a second in a new process)."
+    "Load the compiled seeds and flood kernels, the size filter's too (numba's start-up takes about half a second in a new process)."
     b = np.zeros((3, 3, 3), np.float32)
-    seeded_watershed(np.zeros(b.shape, np.uint8), minima_seeds(b))
+    _Flood(np.zeros(b.shape, np.uint8), minima_seeds(b)).grow(np.zeros(1, np.bool_))
 
 def _halo(halo, block_shape):
     "The halo as (z, y, x), cut to the block shape."

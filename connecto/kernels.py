@@ -9,10 +9,10 @@ from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['prefetch', 'compiled']
+__all__ = ['prefetch', 'jitable', 'compiled']
 
 # %% ../nbs/03c_kernels.ipynb #cf1169fe
-_COMPILED = {}
+_COMPILED, _JITABLE, _REGISTERED = {}, [], set()
 
 def prefetch(
     a:np.ndarray, # a 1D array
@@ -20,12 +20,26 @@ def prefetch(
 ):
     "Start loading the cache line of `a[i]`; a no-op in Python, LLVM's prefetch in `compiled` code."
 
+def jitable(
+    fn:Callable, # a numba-compatible function that kernels call
+)->Callable:
+    "Let `compiled` kernels call `fn`: numba compiles it with each kernel that calls it; in Python it stays `fn`."
+    _JITABLE.append(fn)
+    return fn
+
 _EXTENSIONS_LOCK, _EXTENSIONS_DONE = threading.Lock(), []
 
 def _numba_extensions():
-    "Give `prefetch` its compiled form (once per process; engine threads may ask at once)."
+    "Give `prefetch` and the `jitable` helpers their compiled forms (each once per process; engine threads may ask at once)."
     with _EXTENSIONS_LOCK:
         if not _EXTENSIONS_DONE: _register_extensions(); _EXTENSIONS_DONE.append(True)
+        for fn in _JITABLE:
+            if fn not in _REGISTERED: _register_helper(fn); _REGISTERED.add(fn)
+
+def _register_helper(fn):
+    "Make `fn` callable from compiled code (numba's `register_jitable`; LLVM inlines it where that pays)."
+    from numba.extending import register_jitable
+    register_jitable(fn)
 
 def _register_extensions():
     "Register the numba overload of `prefetch`."

@@ -8,7 +8,7 @@ import heapq
 from dataclasses import dataclass
 import numpy as np
 from .config import InputError
-from .kernels import compiled
+from .kernels import compiled, jitable
 
 # %% auto #0
 __all__ = ['Merges', 'merge_sequence']
@@ -28,6 +28,69 @@ class Merges:
         return int(above[0]) if len(above) else len(self)
 
 # %% ../nbs/21a_merge.ipynb #af3dc7d8
+@jitable
+def _home(
+    k:int, # a key (>= 0)
+    bits:int, # log2 of the table's size
+)->int:
+    "Where key `k` belongs in a hash table of 2**bits places: Fibonacci hashing."
+    return np.int64((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+
+@jitable
+def _find(
+    keys:np.ndarray, # the table's keys (2**bits int64, -1 = empty)
+    k:int, # the key to find
+    bits:int, # log2 of the table's size
+)->int:
+    "The position of key `k` in `keys`, or of the empty place for it (linear probing)."
+    i = _home(k, bits)
+    while keys[i] != -1 and keys[i] != k: i = (i + 1) & (keys.size - 1)
+    return i
+
+@jitable
+def _remove(
+    keys:np.ndarray, slot:np.ndarray, # the table: keys (-1 = empty) and their values, changed in place
+    i:int, # the position of the key to delete
+    bits:int, # log2 of the table's size
+):
+    "Delete the key at `i`, shifting back the keys that followed it (no tombstones)."
+    j = i
+    while True:
+        j = (j + 1) & (keys.size - 1)
+        if keys[j] == -1: break
+        h = _home(keys[j], bits)
+        if (i <= j and i < h <= j) or (i > j and (h > i or h <= j)): continue
+        keys[i] = keys[j]; slot[i] = slot[j]; i = j
+    keys[i] = -1
+
+@jitable
+def _pair(a:int, b:int, n:int)->int:
+    "The key of the edge between nodes `a` and `b` of `n`."
+    return min(a, b) * n + max(a, b)
+
+@jitable
+def _edge_heap(
+    n:int, u:np.ndarray, v:np.ndarray, area:np.ndarray, weighted:np.ndarray, # as `_merge_kernel` takes them
+    keys:np.ndarray, slot:np.ndarray, bits:int, # the empty hash table (written: node pair -> edge)
+    ends:np.ndarray, nxt:np.ndarray, head:np.ndarray, # the ends of each edge and each node's list of them (written)
+    dead:np.ndarray, deg:np.ndarray, # per edge: replaced; per node: neighbours (written)
+)->list:
+    "Fill the table, the lists of edge ends and the degrees with the edges; returns the heap of (score, node, node)."
+    heap = [(0., np.int64(0), np.int64(0)) for _ in range(0)]
+    for e in range(u.size):
+        x, y = u[e], v[e]
+        ends[e, 0], ends[e, 1] = x, y
+        if x == y: dead[e] = True; continue                     # no self-edges
+        i = _find(keys, _pair(x, y, n), bits)
+        if keys[i] == -1: deg[x] += 1; deg[y] += 1
+        else: dead[slot[i]] = True                              # a repeated edge replaces the earlier one
+        keys[i], slot[i] = _pair(x, y, n), e
+        nxt[2 * e], head[x] = head[x], 2 * e
+        nxt[2 * e + 1], head[y] = head[y], 2 * e + 1
+        heap.append((weighted[e] / area[e], x, y))
+    heapq.heapify(heap)
+    return heap
+
 def _merge_kernel(
     n:int, # number of nodes
     u:np.ndarray, v:np.ndarray, # int64 edges (node indices)
@@ -39,62 +102,34 @@ def _merge_kernel(
     m = u.size
     bits = 4
     while (1 << bits) < 2 * m + 2: bits += 1
-    cap = 1 << bits
-    keys, slot = np.full(cap, -1, np.int64), np.empty(cap, np.int64)
-    gold = np.uint64(0x9E3779B97F4A7C15)
-    def probe(k):                                               # the position of key `k`, or of the empty place for it
-        i = np.int64((np.uint64(k) * gold) >> np.uint64(64 - bits))
-        while keys[i] != -1 and keys[i] != k: i = (i + 1) & (cap - 1)
-        return i
-    def pair(a, b): return min(a, b) * n + max(a, b)            # the key of an edge
-    def remove(i):                                              # delete the key at `i`, shifting back what followed it
-        j = i
-        while True:
-            j = (j + 1) & (cap - 1)
-            if keys[j] == -1: break
-            h = np.int64((np.uint64(keys[j]) * gold) >> np.uint64(64 - bits))
-            if (i <= j and i < h <= j) or (i > j and (h > i or h <= j)): continue
-            keys[i] = keys[j]; slot[i] = slot[j]; i = j
-        keys[i] = -1
+    keys, slot = np.full(1 << bits, -1, np.int64), np.empty(1 << bits, np.int64)
     ends = np.empty((m, 2), np.int64)                           # the current two nodes of each edge
     nxt, head = np.full(2 * m, -1, np.int64), np.full(n, -1, np.int64)   # end 2e + i of edge e is in the list of ends[e, i]
     dead, merged, deg = np.zeros(m, np.bool_), np.zeros(n, np.bool_), np.zeros(n, np.int64)
-    heap = [(0., np.int64(0), np.int64(0)) for _ in range(0)]
-    for e in range(m):
-        x, y = u[e], v[e]
-        ends[e, 0], ends[e, 1] = x, y
-        if x == y: dead[e] = True; continue                     # no self-edges
-        i = probe(pair(x, y))
-        if keys[i] == -1: deg[x] += 1; deg[y] += 1
-        else: dead[slot[i]] = True                              # a repeated edge replaces the earlier one
-        keys[i], slot[i] = pair(x, y), e
-        nxt[2 * e], head[x] = head[x], 2 * e
-        nxt[2 * e + 1], head[y] = head[y], 2 * e + 1
-        heap.append((weighted[e] / area[e], x, y))
-    heapq.heapify(heap)
+    heap = _edge_heap(n, u, v, area, weighted, keys, slot, bits, ends, nxt, head, dead, deg)
     k = 0
     while len(heap):
         s, x, y = heapq.heappop(heap)
         if s > threshold: break
         if merged[x] or merged[y]: continue
-        i = probe(pair(x, y))
+        i = _find(keys, _pair(x, y, n), bits)
         if keys[i] == -1 or weighted[slot[i]] / area[slot[i]] != s: continue   # stale: the edge changed since it was pushed
         keep, gone = (x, y) if deg[x] >= deg[y] else (y, x)
-        dead[slot[i]] = True; remove(i); deg[keep] -= 1
+        dead[slot[i]] = True; _remove(keys, slot, i, bits); deg[keep] -= 1
         end = head[gone]
-        while end != -1:
+        while end != -1:                                        # gone's edges go to keep
             after, e = nxt[end], end >> 1
             if not dead[e]:
                 c = ends[e, 0] + ends[e, 1] - gone
-                remove(probe(pair(gone, c))); deg[c] -= 1
-                j = probe(pair(keep, c))
+                _remove(keys, slot, _find(keys, _pair(gone, c, n), bits), bits); deg[c] -= 1
+                j = _find(keys, _pair(keep, c, n), bits)
                 if keys[j] == -1:                               # keep gets the edge
-                    keys[j], slot[j] = pair(keep, c), e
+                    keys[j], slot[j] = _pair(keep, c, n), e
                     ends[e, end & 1] = keep
                     nxt[end], head[keep] = head[keep], end
                     deg[keep] += 1; deg[c] += 1
                     ek = e
-                else:
+                else:                                           # keep has an edge to c already: it takes this one's area and score
                     ek = slot[j]; area[ek] += area[e]; weighted[ek] += weighted[e]; dead[e] = True
                 heapq.heappush(heap, (weighted[ek] / area[ek], min(keep, c), max(keep, c)))
             end = after

@@ -226,6 +226,7 @@ class TrainReport:
                 f"train loss {self.train_loss:.4f}, best val loss {self.val_loss:.4f}, {self.samples_per_second:.1f} samples/s; "
                 f"best checkpoint {self.checkpoint}")
 
+# %% ../nbs/11_train.ipynb #2aa7e9b5
 def _distributed():
     "(rank, world size, local rank) from torchrun's environment."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
@@ -277,6 +278,156 @@ class _RunTracker:
     def artifact(self, path, folder:str|None=None): self.client.log_artifact(self.run_id, str(path), folder)
     def finish(self): self.client.set_terminated(self.run_id)
 
+def _open_data(
+    raw:str, gt:str, # as `train` takes them
+    cfg:TrainConfig, # the run's settings
+)->tuple:
+    "(raw volume, ground-truth volume, what label 0 means: 'boundary' or 'unknown'), the volumes checked."
+    from connecto.volume import open_volume
+    rv, gv = open_volume(raw), open_volume(gt)
+    if len(rv.shape) != 3: raise InputError(f"{raw} has shape {rv.shape}; raw EM is (z, y, x)")
+    if gv.shape != rv.shape: raise InputError(f"the ground truth {gt} has shape {gv.shape} but the raw {raw} has {rv.shape}; they must match")
+    if gv.dtype.kind not in 'ui': raise InputError(f"{gt} has dtype {gv.dtype}; ground truth is integer labels")
+    labels = gv[...]
+    if not labels.any(): raise InputError(f"{gt} has no labels (all 0): nothing to learn from")
+    background = cfg.background if cfg.background != 'auto' else 'boundary' if zero_marks_boundaries(labels) else 'unknown'
+    return rv, gv, background
+
+def _start_distributed(
+    dev, # the torch device
+)->tuple:
+    "(rank, world size, local rank); under torchrun, the process group joined on the device's backend."
+    rank, world, local = _distributed()
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group('nccl' if dev.type == 'cuda' else 'hccl' if dev.type == 'hpu' else 'gloo')
+    return rank, world, local
+
+@dataclass
+class _Run:
+    "What a training process's steps, validations and checkpoints need besides the model's state."
+    cfg:TrainConfig # the run's settings
+    dev:object # the torch device
+    dtype:object # the autocast dtype (None: fp32)
+    rank:int # of this process: rank 0 validates, logs and saves
+    outp:Path # the run folder
+    fp:str # `_fingerprint` of the inputs and settings (a resumed run must match it)
+    tracker:_RunTracker|None = None # the MLflow run (rank 0)
+    @property
+    def last(self)->Path: return self.outp / 'checkpoints' / 'last.pt'
+    @property
+    def best(self)->Path: return self.outp / 'checkpoints' / 'best.pt'
+
+@dataclass
+class _State:
+    "What `last.pt` saves and a resumed run restores."
+    model:object # the `UNet3D`
+    opt:object # its optimizer
+    rng:np.random.Generator # of the training crops and their augmentations
+    start:int = 0 # the iteration the run starts at (> 0: resumed)
+    history:list = field(default_factory=list) # the logged train and validation losses
+    run_id:str|None = None # the MLflow run
+    best_val:float = float('inf') # the lowest validation loss so far
+
+def _model_state(
+    run:_Run, # the run
+    mcfg, # the `UNetConfig`
+    out:str, # the run folder, as given (for the error message)
+)->_State:
+    "A new model and optimizer, seeded; or, when `last.pt` exists, those of the interrupted run with its random state and history."
+    import torch
+    from connecto.unet import UNet3D, load_checkpoint
+    torch.manual_seed(run.cfg.seed + run.rank)
+    model = UNet3D(mcfg).to(run.dev)
+    opt = torch.optim.Adam(model.parameters(), lr=run.cfg.learning_rate, weight_decay=run.cfg.weight_decay)
+    s = _State(model, opt, np.random.default_rng(run.cfg.seed + run.rank))
+    if run.last.is_file():
+        m, ck = load_checkpoint(str(run.last), run.dev)
+        if ck.get('fingerprint') != run.fp:
+            raise InputError(f"{out} holds a run with other inputs or settings; choose another --out, or delete {run.last} to start over")
+        model.load_state_dict(m.state_dict()); opt.load_state_dict(ck['optimizer'])
+        s.rng.bit_generator.state = ck['rng']; torch.set_rng_state(ck['torch_rng'])
+        s.start, s.history, s.run_id, s.best_val = ck['iteration'], ck['history'], ck['mlflow_run_id'], ck['best_val']
+    return s
+
+def _run_params(cfg:TrainConfig, mcfg, aug:Augment, **extra)->dict:
+    "The MLflow parameters of a run: its settings, the model's (`model.`) and the augmentations' (`augment.`), then `extra`."
+    return {**{k: v for k, v in asdict(cfg).items() if k not in ('model', 'augment')}, **{f'model.{k}': v for k, v in asdict(mcfg).items()},
+            **{f'augment.{k}': v for k, v in asdict(aug).items()}, **extra}
+
+def _validate(
+    run:_Run, s:_State, # the run and its state
+    val:list, # the fixed validation crops (x, target, weight)
+    step:int, # the iteration
+)->float:
+    "The validation loss, logged with the figure of the first crop; the model saved as `best.pt` when it is the lowest so far."
+    import torch
+    from connecto.unet import save_checkpoint
+    s.model.eval()
+    with torch.no_grad():
+        losses = [float(_loss(s.model, x[None], t[None], w[None], run.dev, run.dtype)[0]) for x, t, w in val]
+        x, t, _ = val[0]
+        p = torch.sigmoid(s.model.logits(torch.from_numpy(x[None]).to(run.dev))).float().cpu().numpy()[0]
+    s.model.train()
+    _figure(x, t, p, run.outp / f'val-{step:06d}.png')
+    v = float(np.mean(losses))
+    run.tracker.metric('val_loss', v, step); s.history.append(dict(iteration=step, val_loss=v))
+    if v < s.best_val:
+        s.best_val = v
+        save_checkpoint(str(run.best), s.model, iteration=step, val_loss=v, train_config=asdict(run.cfg))
+    run.tracker.artifact(run.outp / f'val-{step:06d}.png', 'validation')
+    return v
+
+def _save_last(run:_Run, s:_State, step:int):
+    "Save `last.pt`: the model, the optimizer, the random generators, the history, at iteration `step`."
+    import torch
+    from connecto.unet import save_checkpoint
+    save_checkpoint(str(run.last), s.model, iteration=step, optimizer=s.opt.state_dict(), rng=s.rng.bit_generator.state,
+                    torch_rng=torch.get_rng_state(), history=s.history, mlflow_run_id=s.run_id, best_val=s.best_val, fingerprint=run.fp,
+                    train_config=asdict(run.cfg))
+
+def _steps(
+    run:_Run, s:_State, # the run and its state
+    net, # the model to step (wrapped in DistributedDataParallel under torchrun)
+    sampler:CropSampler, aug:Augment, # the training crops and their augmentations
+    val:list, # the validation crops
+    t0:float, # when the run started (`time.perf_counter`), for `time_limit`
+    progress:bool, # show a progress bar
+)->tuple:
+    "The iterations from `s.start`, logged, validated and checkpointed at their intervals, until the last or the time limit: (step, losses, start time)."
+    from tqdm.auto import tqdm
+    cfg = run.cfg
+    bar = tqdm(range(s.start, cfg.iterations), initial=s.start, total=cfg.iterations, desc='train', disable=not progress or run.rank != 0)
+    recent, t1, step = [], time.perf_counter(), s.start
+    s.model.train()
+    for it in bar:
+        x, t, w = sampler.batch(cfg.batch_size, s.rng, aug)
+        loss, _ = _loss(net, x, t, w, run.dev, run.dtype)
+        s.opt.zero_grad(set_to_none=True); loss.backward(); s.opt.step()
+        recent.append(loss.item()); step = it + 1
+        if step % cfg.log_interval == 0 and run.rank == 0:
+            s.history.append(dict(iteration=step, train_loss=float(np.mean(recent[-cfg.log_interval:]))))
+            run.tracker.metric('train_loss', s.history[-1]['train_loss'], step); bar.set_postfix(loss=s.history[-1]['train_loss'])
+        out_of_time = cfg.time_limit is not None and time.perf_counter() - t0 > 60 * cfg.time_limit
+        if run.rank == 0 and (step % cfg.val_interval == 0 or step == cfg.iterations or out_of_time): _validate(run, s, val, step)
+        if run.rank == 0 and (step % cfg.checkpoint_interval == 0 or step == cfg.iterations or out_of_time): _save_last(run, s, step)
+        if out_of_time: break
+    return step, recent, t1
+
+def _export(
+    run:_Run, s:_State, # the finished run and its state
+    input_shape:Sequence[int], # the model's input shape for the TorchScript export
+    rate:float, # training samples per second
+):
+    "The best checkpoint exported to TorchScript and logged with it, the last metrics, `history.json`; the MLflow run ended."
+    from connecto.unet import load_checkpoint, export_torchscript
+    bm, _ = load_checkpoint(str(run.best))
+    export_torchscript(bm, str(run.outp / 'best.torchscript.pt'), input_shape)
+    run.tracker.artifact(run.best, 'checkpoint'); run.tracker.artifact(run.outp / 'best.torchscript.pt', 'checkpoint')
+    run.tracker.metric('best_val_loss', s.best_val); run.tracker.metric('samples_per_second', rate)
+    (run.outp / 'history.json').write_text(json.dumps(s.history))
+    run.tracker.finish()
+
 def train(
     raw:str, # raw EM volume spec
     gt:str, # ground-truth labels (0 = unknown), same shape
@@ -287,103 +438,38 @@ def train(
     progress:bool=True,
 )->TrainReport:
     "Train a U-Net on `raw` and `gt`; resumes from `out/checkpoints/last.pt` when the run was interrupted."
-    import torch
-    from connecto.unet import UNet3D, UNetConfig, select_device, autocast_dtype, save_checkpoint, load_checkpoint, export_torchscript
-    from connecto.volume import open_volume
+    from connecto.unet import UNetConfig, select_device, autocast_dtype
     t0 = time.perf_counter()
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.load(config, iterations=iterations)
     if iterations is not None: cfg.iterations = int(iterations)
     mcfg = UNetConfig(**cfg.model)
     dev, dtype = select_device(device), autocast_dtype(cfg.precision)
-    rv, gv = open_volume(raw), open_volume(gt)
-    if len(rv.shape) != 3: raise InputError(f"{raw} has shape {rv.shape}; raw EM is (z, y, x)")
-    if gv.shape != rv.shape: raise InputError(f"the ground truth {gt} has shape {gv.shape} but the raw {raw} has {rv.shape}; they must match")
-    if gv.dtype.kind not in 'ui': raise InputError(f"{gt} has dtype {gv.dtype}; ground truth is integer labels")
-    labels = gv[...]
-    if not labels.any(): raise InputError(f"{gt} has no labels (all 0): nothing to learn from")
-    background = cfg.background if cfg.background != 'auto' else 'boundary' if zero_marks_boundaries(labels) else 'unknown'
-    del labels
-    rank, world, local = _distributed()
-    if world > 1:
-        import torch.distributed as dist
-        dist.init_process_group('nccl' if dev.type == 'cuda' else 'hccl' if dev.type == 'hpu' else 'gloo')
+    rv, gv, background = _open_data(raw, gt, cfg)
+    rank, world, local = _start_distributed(dev)
     outp = Path(out); (outp / 'checkpoints').mkdir(parents=True, exist_ok=True)
-    last, best = outp / 'checkpoints' / 'last.pt', outp / 'checkpoints' / 'best.pt'
-    fp = _fingerprint(raw, gt, cfg)
-    torch.manual_seed(cfg.seed + rank)
-    model = UNet3D(mcfg).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    rng, start, history, run_id, best_val = np.random.default_rng(cfg.seed + rank), 0, [], None, float('inf')
-    if last.is_file():
-        m, ck = load_checkpoint(str(last), dev)
-        if ck.get('fingerprint') != fp:
-            raise InputError(f"{out} holds a run with other inputs or settings; choose another --out, or delete {last} to start over")
-        model.load_state_dict(m.state_dict()); opt.load_state_dict(ck['optimizer'])
-        rng.bit_generator.state = ck['rng']; torch.set_rng_state(ck['torch_rng'])
-        start, history, run_id, best_val = ck['iteration'], ck['history'], ck['mlflow_run_id'], ck['best_val']
-    net = model
+    run = _Run(cfg, dev, dtype, rank, outp, _fingerprint(raw, gt, cfg))
+    s = _model_state(run, mcfg, out)
+    net = s.model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
-        net = DistributedDataParallel(model, device_ids=[local] if dev.type == 'cuda' else None)
+        net = DistributedDataParallel(s.model, device_ids=[local] if dev.type == 'cuda' else None)
     train_roi, val_roi = split_regions(rv.shape, cfg.val_fraction)
     sampler, vsampler = (CropSampler(rv, gv, roi, mcfg, cfg.output_shape, background) for roi in (train_roi, val_roi))
     vrng = np.random.default_rng(12345)
     val = [vsampler.crop(vsampler.random_start(vrng)) for _ in range(cfg.val_crops)]
     aug = Augment(**cfg.augment)
-    if rank == 0: tracker = _RunTracker(outp, run_id, {**{k: v for k, v in asdict(cfg).items() if k not in ('model', 'augment')},
-                                                      **{f'model.{k}': v for k, v in asdict(mcfg).items()},
-                                                      **{f'augment.{k}': v for k, v in asdict(aug).items()},
-                                                      'raw': raw, 'gt': gt, 'device': device, 'world_size': world,
-                                                      'background_used': background})
-    run_id = tracker.run_id if rank == 0 else run_id
-
-    def validate(step):
-        model.eval()
-        with torch.no_grad():
-            losses = [float(_loss(model, x[None], t[None], w[None], dev, dtype)[0]) for x, t, w in val]
-            x, t, _ = val[0]
-            p = torch.sigmoid(model.logits(torch.from_numpy(x[None]).to(dev))).float().cpu().numpy()[0]
-        model.train()
-        _figure(x, t, p, outp / f'val-{step:06d}.png')
-        return float(np.mean(losses))
-
-    def checkpoint(step):
-        save_checkpoint(str(last), model, iteration=step, optimizer=opt.state_dict(), rng=rng.bit_generator.state,
-                        torch_rng=torch.get_rng_state(), history=history, mlflow_run_id=run_id, best_val=best_val, fingerprint=fp,
-                        train_config=asdict(cfg))
-
-    from tqdm.auto import tqdm
-    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations, desc='train', disable=not progress or rank != 0)
-    recent, t1, step = [], time.perf_counter(), start
-    model.train()
-    for it in bar:
-        x, t, w = sampler.batch(cfg.batch_size, rng, aug)
-        loss, _ = _loss(net, x, t, w, dev, dtype)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        recent.append(loss.item()); step = it + 1
-        if step % cfg.log_interval == 0 and rank == 0:
-            history.append(dict(iteration=step, train_loss=float(np.mean(recent[-cfg.log_interval:]))))
-            tracker.metric('train_loss', history[-1]['train_loss'], step); bar.set_postfix(loss=history[-1]['train_loss'])
-        out_of_time = cfg.time_limit is not None and time.perf_counter() - t0 > 60 * cfg.time_limit
-        if rank == 0 and (step % cfg.val_interval == 0 or step == cfg.iterations or out_of_time):
-            v = validate(step); tracker.metric('val_loss', v, step); history.append(dict(iteration=step, val_loss=v))
-            if v < best_val:
-                best_val = v
-                save_checkpoint(str(best), model, iteration=step, val_loss=v, train_config=asdict(cfg))
-            tracker.artifact(outp / f'val-{step:06d}.png', 'validation')
-        if rank == 0 and (step % cfg.checkpoint_interval == 0 or step == cfg.iterations or out_of_time): checkpoint(step)
-        if out_of_time: break
+    if rank == 0:
+        run.tracker = _RunTracker(outp, s.run_id, _run_params(cfg, mcfg, aug, raw=raw, gt=gt, device=device, world_size=world,
+                                                              background_used=background))
+        s.run_id = run.tracker.run_id
+    step, recent, t1 = _steps(run, s, net, sampler, aug, val, t0, progress)
+    start = s.start
     done = step - start if cfg.iterations > start else 0
     rate = done * cfg.batch_size / max(time.perf_counter() - t1, 1e-9)
-    train_loss = float(np.mean(recent[-cfg.log_interval:])) if recent else next((h['train_loss'] for h in history[::-1] if 'train_loss' in h), float('nan'))
-    if rank == 0:
-        bm, _ = load_checkpoint(str(best))
-        export_torchscript(bm, str(outp / 'best.torchscript.pt'), mcfg.valid_input_shape(sampler.inp))
-        tracker.artifact(best, 'checkpoint'); tracker.artifact(outp / 'best.torchscript.pt', 'checkpoint')
-        tracker.metric('best_val_loss', best_val); tracker.metric('samples_per_second', rate)
-        (outp / 'history.json').write_text(json.dumps(history))
-        tracker.finish()
+    train_loss = float(np.mean(recent[-cfg.log_interval:])) if recent else next((h['train_loss'] for h in s.history[::-1] if 'train_loss' in h), float('nan'))
+    if rank == 0: _export(run, s, mcfg.valid_input_shape(sampler.inp), rate)
     if world > 1:
         import torch.distributed as dist
         dist.destroy_process_group()
-    return TrainReport(str(best), str(last), step if cfg.iterations > start else start, train_loss, best_val, run_id or '', time.perf_counter() - t0, rate, start)
+    return TrainReport(str(run.best), str(run.last), step if cfg.iterations > start else start, train_loss, s.best_val, s.run_id or '',
+                       time.perf_counter() - t0, rate, start)
